@@ -1,0 +1,154 @@
+"""Visual areas: the backbone as an ordered set of named brain areas.
+
+An area splits into two stages so that the simulator can act between them, the way a
+neuron's gain acts between its synaptic drive and its firing:
+
+    drive = area.drive(input)        # linear part: conv or dense, batch norm, pooling
+    rate  = area.activate(drive)     # the nonlinearity (identity for the read-out)
+
+`Backbone.forward` chains the areas once with nothing in between: the plain feedforward
+network that every simulation reduces to when attention is off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Per-channel statistics of the CIFAR-10 training images, used as a fixed "retina".
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Where an area's units look, in input pixels.
+
+    Unit (row i, column j) of a conv area is centred on pixel coordinates
+    (start + j * jump, start + i * jump) and sees `size` x `size` pixels. Dense areas see
+    the whole image: jump 0, centred on the image.
+    """
+
+    size: float
+    jump: float
+    start: float
+
+
+class ConvArea(nn.Module):
+    """3x3 conv, batch norm, 2x2 max-pool, ReLU.
+
+    Pooling comes before the ReLU: the two commute (both are monotone), and this order puts
+    the drive and the rate on the same grid, so a gain map of the area's output can act on
+    either.
+    """
+
+    kind = "conv"
+
+    def __init__(self, in_channels: int, out_channels: int, batch_norm: bool = True) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=not batch_norm)
+        self.norm = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
+        self.pool = nn.MaxPool2d(2)
+        self.units = out_channels
+
+    def drive(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.norm(self.conv(x)))  # (B, C, H/2, W/2)
+
+    def activate(self, drive: torch.Tensor) -> torch.Tensor:
+        return F.relu(drive)
+
+
+class DenseArea(nn.Module):
+    """A fully connected area; the read-out (class layer) is linear."""
+
+    kind = "dense"
+
+    def __init__(
+        self, in_features: int, out_features: int, batch_norm: bool = False, readout: bool = False
+    ) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features)
+        self.norm = nn.BatchNorm1d(out_features) if batch_norm else nn.Identity()
+        self.readout = readout
+        self.units = out_features
+
+    def drive(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.linear(x.flatten(1)))  # (B, N)
+
+    def activate(self, drive: torch.Tensor) -> torch.Tensor:
+        return drive if self.readout else F.relu(drive)
+
+
+class Backbone(nn.Module):
+    """An ordered set of named areas; the last one is the read-out.
+
+    Inputs are images in [0, 1]; a fixed per-channel standardisation ("retina") comes first,
+    so that noise added to images is in pixel units.
+    """
+
+    def __init__(
+        self,
+        areas: dict[str, nn.Module],
+        image_size: int,
+        mean: tuple[float, ...] = CIFAR_MEAN,
+        std: tuple[float, ...] = CIFAR_STD,
+    ) -> None:
+        super().__init__()
+        self.areas = nn.ModuleDict(areas)
+        self.image_size = image_size
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def retina(self, images: torch.Tensor) -> torch.Tensor:
+        return (images - self.mean) / self.std  # (B, 3, H, W)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.retina(images)
+        for area in self.areas.values():
+            x = area.activate(area.drive(x))
+        return x  # (B, classes)
+
+    def receptive_fields(self) -> dict[str, ReceptiveField]:
+        """Receptive field of every area, by the usual size/jump/start recursion."""
+        size, jump, start = 1.0, 1.0, 0.5
+        fields = {}
+        for name, area in self.areas.items():
+            if area.kind == "conv":
+                size += 2 * jump  # 3x3 conv, padding 1: centre unchanged
+                size += jump  # 2x2 max-pool, stride 2
+                start += 0.5 * jump
+                jump *= 2
+                fields[name] = ReceptiveField(size, jump, start)
+            else:
+                fields[name] = ReceptiveField(float(self.image_size), 0.0, self.image_size / 2)
+        return fields
+
+
+def toy_backbone(
+    num_classes: int = 10,
+    widths: tuple[int, int, int] = (64, 128, 256),
+    hidden: int = 256,
+    batch_norm: bool = True,
+    in_channels: int = 3,
+    image_size: int = 32,
+) -> Backbone:
+    """The paper's 5-layer toy model: three conv areas and two dense areas.
+
+    Named like the ventral stream: V1, V2, V4 (conv), IT (hidden dense), readout (classes).
+    """
+    if image_size % 8:
+        raise ValueError(f"image_size must be a multiple of 8, got {image_size}")
+    c1, c2, c3 = widths
+    side = image_size // 8
+    mean, std = (CIFAR_MEAN, CIFAR_STD) if in_channels == 3 else ((0.5,) * in_channels, (0.25,) * in_channels)
+    areas = {
+        "V1": ConvArea(in_channels, c1, batch_norm),
+        "V2": ConvArea(c1, c2, batch_norm),
+        "V4": ConvArea(c2, c3, batch_norm),
+        "IT": DenseArea(c3 * side * side, hidden, batch_norm),
+        "readout": DenseArea(hidden, num_classes, readout=True),
+    }
+    return Backbone(areas, image_size, mean, std)

@@ -1,0 +1,114 @@
+"""What the command-line tools share: one-line errors, devices, datasets with a fallback."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from gattanet_sim.data import DataError, DatasetUnavailable, ImageSet, default_root, load_split
+from gattanet_sim.io import UnsafeFileError
+
+DATASETS = ("cifar10", "cifar100", "folder", "stimuli")
+
+
+class UsageError(ValueError):
+    """Arguments that make no sense together; exit status 2, like argparse."""
+
+
+def main_guard(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
+    """Turn the errors a user can cause into one line on stderr and a non-zero exit."""
+
+    @functools.wraps(main)
+    def wrapped(argv: list[str] | None = None) -> int:
+        prog = main.__module__.rsplit(".", 1)[-1]
+        try:
+            return main(argv)
+        except UsageError as err:
+            print(f"{prog}: error: {err}", file=sys.stderr)
+            return 2
+        except (DataError, UnsafeFileError, FileNotFoundError, ValueError, KeyError) as err:
+            print(f"{prog}: error: {err}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print(f"{prog}: interrupted", file=sys.stderr)
+            return 130
+
+    return wrapped
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"every value must be at least 1, got {text}")
+    return values
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, dataset_default: str | None) -> None:
+    parser.add_argument("--dataset", choices=DATASETS, default=dataset_default,
+                        help="image set (default: cifar10, or the run's own)")
+    parser.add_argument("--data-root", type=Path, default=None,
+                        help="where datasets are found or downloaded (default: $GATTANET_DATA or data/)")
+    parser.add_argument("--val-size", type=int, default=None,
+                        help="images held out of the training set for validation (default 5000)")
+    parser.add_argument("--image-size", type=positive_int, default=None,
+                        help="resize folder images to this side (default: keep; must agree)")
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' is cuda when present, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"device {name} asked for, but no CUDA device is available")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise UsageError(f"unknown device {name!r}; use auto, cpu or cuda[:N]")
+    return torch.device(name)
+
+
+def load_data(dataset: str, split: str, root: Path | None, val_size: int,
+              image_size: int | None, fallback: bool) -> tuple[ImageSet, str]:
+    """Load a split; with `fallback`, an unavailable dataset becomes the embedded stimuli."""
+    root = root if root is not None else default_root()
+    try:
+        return load_split(dataset, split, root, val_size, image_size), dataset
+    except DatasetUnavailable as err:
+        if not fallback:
+            raise
+        print(f"warning: {err}; using the embedded 'stimuli' set instead "
+              "(pass --data-root, set GATTANET_DATA, or choose --dataset)", file=sys.stderr)
+        return load_split("stimuli", split, root, val_size, image_size), "stimuli"
+
+
+def set_threads() -> None:
+    """Respect OMP_NUM_THREADS if set; otherwise torch's own default."""
+    if "OMP_NUM_THREADS" in os.environ:
+        torch.set_num_threads(max(1, int(os.environ["OMP_NUM_THREADS"])))

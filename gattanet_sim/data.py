@@ -1,0 +1,336 @@
+"""Image sets as uint8 tensors: found or downloaded once, decoded once, augmented on tensors.
+
+Sources, by `--dataset`:
+
+- ``cifar10`` / ``cifar100``: in the data root, the first of: torchvision's own download
+  (``cifar-10-batches-py/``), a class-folder tree (``cifar10-jpeg/train/<class>/*.jpg``, as
+  the shared JPEG copy), a ``.tar.gz`` of such a tree; else torchvision's download. With
+  none of these, `DatasetUnavailable`.
+- ``folder``: any class-folder tree ``ROOT/train/<class>/*`` (plus ``val/`` and ``test/``).
+
+Splits: ``train``; ``val``, the tree's ``val/`` if it has one, else a per-class held-out
+part of the training images (drawn with a fixed seed, the same for every run, so that every
+model is selected on the same images); ``test``, the official test set or ``test/``.
+
+Decoded images are cached as uint8 tensors in `cache_dir()` (``data/cache`` by default).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from gattanet_sim.io import atomic_save, safe_load
+
+SPLITS = ("train", "val", "test")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
+VAL_SPLIT_SEED = 0
+CIFAR_DIRS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
+
+
+class DataError(ValueError):
+    """Bad data: a missing root, an empty or corrupt tree. The message names the problem."""
+
+
+class DatasetUnavailable(DataError):
+    """No local copy of a dataset and no way to download it."""
+
+
+@dataclass
+class ImageSet:
+    """Images (N, C, H, W) uint8, labels (N,) int64 and the class names, in label order."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    name: str = ""
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: torch.Tensor) -> "ImageSet":
+        return ImageSet(self.images[index], self.labels[index], self.classes, self.name)
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("GATTANET_DATA", "data"))
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("GATTANET_CACHE", "data/cache"))
+
+
+# --- finding and decoding -------------------------------------------------------------
+
+
+def _class_dirs(tree: Path) -> list[Path]:
+    return sorted(p for p in tree.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _is_class_tree(tree: Path) -> bool:
+    return tree.is_dir() and bool(_class_dirs(tree))
+
+
+def _tree_fingerprint(tree: Path) -> str:
+    """Cheap identity of a tree: its path, file names, sizes and modification times."""
+    h = hashlib.sha256(str(tree.resolve()).encode())
+    for path in sorted(tree.rglob("*")):
+        if path.is_file():
+            st = path.stat()
+            h.update(f"{path.relative_to(tree)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def _decode(path: Path, image_size: int | None) -> np.ndarray:
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            if image_size is not None and img.size != (image_size, image_size):
+                img = img.resize((image_size, image_size), Image.BILINEAR)
+            return np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"cannot decode image {path}: {err}") from None
+
+
+def decode_tree(tree: Path, image_size: int | None = None, classes: list[str] | None = None) -> ImageSet:
+    """Decode a class-folder tree into an ImageSet, cached by the tree's fingerprint.
+
+    Grayscale and palette images become RGB; images must share one size unless
+    `image_size` resizes them. `classes` fixes the label order (default: sorted folders).
+    """
+    tree = Path(tree)
+    if not _is_class_tree(tree):
+        raise DataError(f"{tree} is not a class-folder tree (expected {tree}/<class>/<images>)")
+    names = classes or [p.name for p in _class_dirs(tree)]
+    missing = [c for c in names if not (tree / c).is_dir()]
+    if missing:
+        raise DataError(f"{tree} lacks class folder(s): {', '.join(missing)}")
+    cache = cache_dir() / f"tree-{_tree_fingerprint(tree)}-{image_size or 'native'}.pt"
+    if cache.exists():
+        stored = safe_load(cache)
+        return ImageSet(stored["images"], stored["labels"], stored["classes"], tree.name)
+    files = [(f, label) for label, c in enumerate(names) for f in sorted((tree / c).iterdir())
+             if f.is_file() and not f.name.startswith(".")]
+    if not files:
+        raise DataError(f"{tree} holds no images")
+    strangers = [f for f, _ in files if f.suffix.lower() not in IMAGE_SUFFIXES]
+    if strangers:
+        raise DataError(f"not an image file: {strangers[0]}")
+    arrays = []
+    for path, _ in tqdm(files, desc=f"decoding {tree}", unit="img", leave=False):
+        arrays.append(_decode(path, image_size))
+        if arrays[-1].shape != arrays[0].shape:
+            raise DataError(
+                f"image {path} is {arrays[-1].shape[1]}x{arrays[-1].shape[0]}, the first was "
+                f"{arrays[0].shape[1]}x{arrays[0].shape[0]}; pass --image-size to resize"
+            )
+    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W)
+    labels = torch.tensor([label for _, label in files], dtype=torch.int64)
+    atomic_save({"images": images, "labels": labels, "classes": names}, cache)
+    return ImageSet(images, labels, names, tree.name)
+
+
+def extract_archive(archive: Path) -> Path:
+    """Extract a .tar(.gz) once into the cache, refusing links, devices and escaping paths."""
+    archive = Path(archive)
+    st = archive.stat()
+    target = cache_dir() / f"extracted-{archive.name.split('.')[0]}-{st.st_size}-{st.st_mtime_ns}"
+    if (target / ".complete").exists():
+        return target
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                if not (member.isfile() or member.isdir()):
+                    raise DataError(f"archive {archive} holds a link or special file: {member.name}")
+            tar.extractall(tmp, filter="data")
+    except (tarfile.TarError, OSError) as err:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DataError(f"cannot extract {archive}: {err}") from None
+    (tmp / ".complete").touch()
+    os.replace(tmp, target)
+    return target
+
+
+def _find_train_tree(root: Path) -> Path | None:
+    """A `train/` class-folder tree at or one level below root (e.g. cifar10-jpeg/train)."""
+    for candidate in [root / "train", *sorted(root.glob("*/train"))]:
+        if _is_class_tree(candidate):
+            return candidate
+    return None
+
+
+def _cifar_local(name: str, root: Path) -> Path | None:
+    """A class-folder tree of CIFAR in root, extracting a matching archive if that is all."""
+    for candidate in sorted(root.glob(f"{name}*/train")):
+        if _is_class_tree(candidate):
+            return candidate.parent
+    for archive in sorted(root.glob(f"{name}*.tar*")):
+        tree = _find_train_tree(extract_archive(archive))
+        if tree is not None:
+            return tree.parent
+    return None
+
+
+def _cifar_torchvision(name: str, root: Path, train: bool, download: bool) -> ImageSet | None:
+    from torchvision import datasets
+
+    cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+    if not (root / CIFAR_DIRS[name]).is_dir():
+        if not download:
+            return None
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            cls(str(root), train=train, download=True)
+        except Exception:  # no network, a proxy error page, a refused write: all "unavailable"
+            return None
+    try:
+        ds = cls(str(root), train=train, download=False)
+    except RuntimeError:
+        return None
+    images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 3, 32, 32)
+    return ImageSet(images, torch.tensor(ds.targets, dtype=torch.int64), list(ds.classes), name)
+
+
+def held_out(n_labels: torch.Tensor, val_size: int, num_classes: int) -> torch.Tensor:
+    """Boolean mask of a per-class validation split: val_size // classes images per class."""
+    per_class = val_size // num_classes
+    g = torch.Generator().manual_seed(VAL_SPLIT_SEED)
+    order = torch.randperm(len(n_labels), generator=g)
+    mask = torch.zeros(len(n_labels), dtype=torch.bool)
+    for c in range(num_classes):
+        members = order[n_labels[order] == c]
+        if per_class >= len(members):
+            raise DataError(f"val size {val_size} leaves no training images of class {c}")
+        mask[members[:per_class]] = True
+    return mask
+
+
+def load_split(
+    dataset: str,
+    split: str,
+    root: Path | str | None = None,
+    val_size: int = 5000,
+    image_size: int | None = None,
+    download: bool = True,
+    stimuli_per_class: int = 200,
+) -> ImageSet:
+    """Load one split of a dataset as an ImageSet (see the module docstring)."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+    root = Path(root) if root is not None else default_root()
+    if dataset == "stimuli":
+        from gattanet_sim.stimuli import shapes
+
+        n = stimuli_per_class if split == "train" else max(1, stimuli_per_class // 5)
+        images, labels, classes = shapes(n, image_size or 32, seed=0, split=split)
+        return ImageSet(images, labels, classes, "stimuli")
+    if dataset in CIFAR_DIRS:
+        return _split(_load_cifar(dataset, root, split, download), split, val_size, dataset, root)
+    if dataset == "folder":
+        if not root.is_dir():
+            raise DataError(f"data root {root} does not exist")
+        tree = _find_train_tree(root)
+        if tree is None:
+            raise DataError(f"no class-folder tree {root}/train/<class>/ found")
+        if split == "test" or (split == "val" and _is_class_tree(tree.parent / "val")):
+            named = tree.parent / split
+            if not _is_class_tree(named):
+                raise DataError(f"{tree.parent} has no {split}/ folder")
+            train_classes = [p.name for p in _class_dirs(tree)]
+            return decode_tree(named, image_size, train_classes)
+        full = decode_tree(tree, image_size)
+        if split == "train" and _is_class_tree(tree.parent / "val"):
+            return full
+        return _split(full, split, val_size, dataset, root)
+    raise DataError(f"unknown dataset {dataset!r}; choose from cifar10, cifar100, folder, stimuli")
+
+
+def _load_cifar(name: str, root: Path, split: str, download: bool) -> ImageSet:
+    train = split != "test"
+    found = _cifar_torchvision(name, root, train, download=False)
+    if found is None:
+        tree = _cifar_local(name, root) if root.is_dir() else None
+        if tree is not None:
+            if not train:
+                if _is_class_tree(tree / "test"):
+                    return decode_tree(tree / "test")
+                raise DatasetUnavailable(f"{tree} holds no test split of {name}")
+            return decode_tree(tree / "train")
+        found = _cifar_torchvision(name, root, train, download=download)
+    if found is None:
+        raise DatasetUnavailable(
+            f"no copy of {name} in {root} (torchvision download, class-folder tree or .tar.gz) "
+            "and the download failed"
+        )
+    return found
+
+
+def _split(full: ImageSet, split: str, val_size: int, dataset: str, root: Path) -> ImageSet:
+    """Cut the held-out validation split out of a training set (no-op for test)."""
+    if split == "test":
+        return full
+    if val_size <= 0:
+        if split == "val":
+            raise DataError("--val-size 0 leaves no validation split")
+        return full
+    mask = held_out(full.labels, val_size, len(full.classes))
+    return full.subset(mask if split == "val" else ~mask)
+
+
+# --- batches and augmentation ---------------------------------------------------------
+
+
+def augment(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random pad-and-crop and horizontal flip of a batch, on tensors: (B, C, H, W) -> same."""
+    b, _, h, w = images.shape
+    padded = F.pad(images, (pad, pad, pad, pad))  # (B, C, H+2p, W+2p), zero padding
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
+    flip = torch.rand(b, generator=generator) < 0.5
+    rows = (dy[:, None] + torch.arange(h)).to(images.device)  # (B, H)
+    cols = dx[:, None] + torch.arange(w)  # (B, W)
+    cols = torch.where(flip[:, None], cols.flip(1), cols).to(images.device)
+    batch = torch.arange(b, device=images.device)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
+    return out.permute(0, 3, 1, 2).contiguous()  # (B, C, H, W)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The shuffled order of an epoch: a function of (seed, epoch) alone, so resumable."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+
+
+def batches(
+    data: ImageSet,
+    batch_size: int,
+    device: torch.device | str = "cpu",
+    order: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    start: int = 0,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (images in [0, 1] float (B, C, H, W), labels (B,)) on `device`.
+
+    `order` shuffles (see `epoch_order`); `generator` turns augmentation on; `start` skips
+    the first batches (resuming within an epoch).
+    """
+    index = order if order is not None else torch.arange(len(data))
+    for i in range(start * batch_size, len(index), batch_size):
+        idx = index[i : i + batch_size]
+        images = data.images[idx]
+        if generator is not None:
+            images = augment(images, generator)
+        yield images.to(device).float().div_(255), data.labels[idx].to(device)

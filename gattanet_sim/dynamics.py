@@ -1,0 +1,222 @@
+"""The simulator: visual areas and the attention region as a dynamical system over T steps.
+
+Two modes of time:
+
+- ``sweep`` (the paper's): every timestep is one full feedforward sweep through all areas.
+  At t = 0 no gain acts; at t >= 1 every area's rate is multiplied by the gain the attention
+  region computed from step t-1. T = 1 is the plain backbone.
+- ``cascade`` (as CORnet-RT): area i at step t reads its input area's output of step t-1,
+  so activity enters one area per step. Area i first fires at t = i; the read-out of an
+  n-area backbone first fires at t = n-1, so **the input needs n timesteps to reach the
+  read-out** (5 for the toy model). Areas not reached yet are silent: they are not run,
+  send nothing to the attention region, and read as zeros in a trajectory. The global query
+  is the mean over the areas that fired.
+
+Optional Gaussian noise (``noise_std``) is added to every unit's drive before the
+nonlinearity, at every timestep, in training and evaluation alike: trial-to-trial
+variability of a simulated neuron.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from gattanet_sim.areas import Backbone
+from gattanet_sim.attention import AttentionRegion, AttentionState
+
+MODES = ("sweep", "cascade")
+
+
+def _map_shape(drive: torch.Tensor) -> tuple[int, ...]:
+    """Shape of an area's agreement/gain map: one value per position (conv) or unit (dense)."""
+    return (drive.shape[0], *drive.shape[2:]) if drive.dim() == 4 else tuple(drive.shape)
+
+
+@dataclass
+class Trajectory:
+    """Everything a simulation did, stacked over time (first dim T).
+
+    ``gain[area][t]`` and ``agreement[area][t]`` are what acted on the area during step t
+    (gain 1 and agreement 0 where nothing acted, e.g. t = 0); ``query[t]`` is the global
+    query pooled from the activity of step t, which sets the gains of step t+1.
+    """
+
+    logits: torch.Tensor  # (T, B, classes)
+    query: torch.Tensor | None = None  # (T, B, d)
+    area_queries: dict[str, torch.Tensor] = field(default_factory=dict)  # area -> (T, B, d)
+    agreement: dict[str, torch.Tensor] = field(default_factory=dict)  # (T, B, H, W) | (T, B, N)
+    gain: dict[str, torch.Tensor] = field(default_factory=dict)  # same shapes as agreement
+    activity: dict[str, torch.Tensor] = field(default_factory=dict)  # (T, B, C, H, W) | (T, B, N)
+
+    @property
+    def timesteps(self) -> int:
+        return self.logits.shape[0]
+
+
+class GAttANet(nn.Module):
+    """A backbone of visual areas plus (optionally) the global attention region.
+
+    ``model(images, timesteps=T)`` returns the last step's logits (B, classes);
+    ``model.simulate(images, timesteps=T)`` returns the whole `Trajectory`.
+    Images are (B, C, H, W) in [0, 1].
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        attention: AttentionRegion | None = None,
+        mode: str = "sweep",
+        noise_std: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        if noise_std < 0:
+            raise ValueError(f"noise_std must be >= 0, got {noise_std}")
+        self.backbone = backbone
+        self.attention = attention
+        self.mode = mode
+        self.noise_std = noise_std
+        self.config: dict = {}  # set by build_model: enough to rebuild the model
+
+    @property
+    def areas(self) -> nn.ModuleDict:
+        return self.backbone.areas
+
+    @property
+    def arrival_steps(self) -> int:
+        """Timesteps the input needs to reach the read-out: 1 in sweep mode, n in cascade."""
+        return 1 if self.mode == "sweep" else len(self.areas)
+
+    def forward(self, images: torch.Tensor, timesteps: int = 2) -> torch.Tensor:
+        if timesteps < self.arrival_steps:
+            raise ValueError(
+                f"in {self.mode} mode the input needs {self.arrival_steps} timesteps to reach "
+                f"the read-out; got timesteps={timesteps}"
+            )
+        return self._run(images, timesteps, trajectory=None)
+
+    def simulate(
+        self, images: torch.Tensor, timesteps: int = 2, activity: bool = False
+    ) -> Trajectory:
+        """Run T steps and keep the logits, query, agreement and gain (and rates) of each."""
+        record: dict[str, list] = {"logits": [], "query": [], "area_queries": [],
+                                   "agreement": [], "gain": [], "activity": [] if activity else None}
+        self._run(images, timesteps, trajectory=record)
+        return self._stack(record, images.shape[0], images.shape[-1])
+
+    def _run(self, images: torch.Tensor, timesteps: int, trajectory: dict | None) -> torch.Tensor:
+        if timesteps < 1:
+            raise ValueError(f"timesteps must be at least 1, got {timesteps}")
+        names = list(self.areas)
+        retina = self.backbone.retina(images)  # (B, C, H, W)
+        rates: dict[str, torch.Tensor | None] = dict.fromkeys(names)
+        state: AttentionState | None = None
+        static = self.attention is None and self.mode == "sweep" and self.noise_std == 0
+        for t in range(timesteps):
+            if static and t > 0:  # nothing changes between sweeps: repeat the first
+                if trajectory is not None:
+                    self._observe_step(trajectory, rates, None, {}, {})
+                continue
+            rates, agreements, gains = self._step(retina, rates, state)
+            last = t == timesteps - 1
+            if self.attention is not None and (trajectory is not None or not last):
+                state = self.attention.observe(rates)
+            if trajectory is not None:
+                self._observe_step(trajectory, rates, state, agreements, gains)
+        logits = rates[names[-1]]
+        if logits is None:  # cascade mode before arrival: the read-out is silent
+            logits = retina.new_zeros(images.shape[0], self.areas[names[-1]].units)
+        return logits  # (B, classes)
+
+    def _step(
+        self,
+        retina: torch.Tensor,
+        previous: dict[str, torch.Tensor | None],
+        state: AttentionState | None,
+    ) -> tuple[dict, dict, dict]:
+        """One timestep through every area; returns the new rates, agreements and gains."""
+        rates, agreements, gains = {}, {}, {}
+        x: torch.Tensor | None = retina
+        for i, (name, area) in enumerate(self.areas.items()):
+            if self.mode == "cascade":
+                x = retina if i == 0 else previous[list(self.areas)[i - 1]]
+                if x is None:
+                    rates[name] = None
+                    continue
+            drive = area.drive(x)  # (B, C, H, W) | (B, N)
+            if self.noise_std > 0:
+                drive = drive + self.noise_std * torch.randn_like(drive)
+            gain = None
+            if state is not None and name in self.attention.key:
+                keys = self._keys(name, area, drive, state)
+                if keys is not None:
+                    a = self.attention.agreement_map(name, keys, state.query)  # (B, P)
+                    agreements[name] = a.view(_map_shape(drive))  # (B, H, W) | (B, N)
+                    gain = gains[name] = self.attention.gain(name, agreements[name])
+            rates[name] = self._activate(area, drive, gain)
+            x = rates[name]
+        return rates, agreements, gains
+
+    def _keys(self, name: str, area: nn.Module, drive: torch.Tensor, state: AttentionState):
+        """Keys that set this step's gain: of step t-1, or of this step's ungained rate."""
+        if self.attention.keys == "previous":
+            return state.keys.get(name)  # None if the area was silent at t-1
+        return self.attention.project(name, self.attention.key[name], area.activate(drive))
+
+    def _activate(self, area: nn.Module, drive: torch.Tensor, gain: torch.Tensor | None):
+        """Rate of an area: the gain multiplies the drive ("pre") or the rate ("post")."""
+        if gain is None:
+            return area.activate(drive)
+        if drive.dim() == 4:
+            gain = gain.unsqueeze(1)  # (B, 1, H, W): one gain per position, for every channel
+        if self.attention.gain_position == "pre":
+            return area.activate(drive * gain)
+        return area.activate(drive) * gain
+
+    def _observe_step(self, record: dict, rates: dict, state, agreements: dict, gains: dict) -> None:
+        record["logits"].append(rates[list(self.areas)[-1]])
+        record["query"].append(None if state is None else state.query)
+        record["area_queries"].append({} if state is None else state.area_queries)
+        record["agreement"].append(agreements)
+        record["gain"].append(gains)
+        if record["activity"] is not None:
+            record["activity"].append(dict(rates))
+
+    def _stack(self, record: dict, batch: int, side: int) -> Trajectory:
+        """Stack per-step records over time, filling silent steps with zeros (gain with 1)."""
+        shapes = self._shapes(batch, side)
+        names = list(self.areas)
+        device = self.backbone.mean.device
+
+        def stack(items: list, fill: float, shape: tuple) -> torch.Tensor:
+            return torch.stack([torch.full(shape, fill, device=device) if v is None else v
+                                for v in items])
+
+        traj = Trajectory(stack(record["logits"], 0.0, shapes[names[-1]]))
+        if self.attention is not None:
+            d = self.attention.key_dim
+            traj.query = stack(record["query"], 0.0, (batch, d))
+            traj.area_queries = {n: stack([q.get(n) for q in record["area_queries"]], 0.0, (batch, d))
+                                 for n in names}
+            for n in self.attention.gained:
+                map_shape = _map_shape(torch.empty(shapes[n], device="meta"))
+                traj.agreement[n] = stack([a.get(n) for a in record["agreement"]], 0.0, map_shape)
+                traj.gain[n] = stack([g.get(n) for g in record["gain"]], 1.0, map_shape)
+        if record["activity"] is not None:
+            traj.activity = {n: stack([r[n] for r in record["activity"]], 0.0, shapes[n]) for n in names}
+        return traj
+
+    def _shapes(self, batch: int, side: int) -> dict[str, tuple]:
+        """Shape of every area's rate (each conv area halves the side), silent or not."""
+        shapes = {}
+        for name, area in self.areas.items():
+            if area.kind == "conv":
+                side //= 2
+                shapes[name] = (batch, area.units, side, side)
+            else:
+                shapes[name] = (batch, area.units)
+        return shapes

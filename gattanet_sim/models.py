@@ -1,0 +1,86 @@
+"""Model builders, as torchvision's: one function per model, `build_model` to pick by name."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from gattanet_sim.areas import Backbone, toy_backbone
+from gattanet_sim.attention import AttentionRegion
+from gattanet_sim.dynamics import GAttANet
+
+ATTENTION_OPTIONS = (
+    "normalization", "gain_form", "readout_gain", "alpha_init", "keys", "gain_position",
+)
+
+
+def _assemble(
+    backbone: Backbone, attention: bool, key_dim: int, mode: str, noise_std: float, options: dict
+) -> GAttANet:
+    region = None
+    if attention:
+        areas = {name: (area.kind, area.units) for name, area in backbone.areas.items()}
+        region = AttentionRegion(areas, key_dim=key_dim, **options)
+    return GAttANet(backbone, region, mode=mode, noise_std=noise_std)
+
+
+def toy(
+    *,
+    num_classes: int = 10,
+    attention: bool = True,
+    key_dim: int = 16,
+    widths: tuple[int, int, int] = (64, 128, 256),
+    hidden: int = 256,
+    batch_norm: bool = True,
+    in_channels: int = 3,
+    image_size: int = 32,
+    mode: str = "sweep",
+    noise_std: float = 0.0,
+    **attention_options,
+) -> GAttANet:
+    """The paper's toy model: 3 conv areas + 2 dense areas, each read and gained by attention.
+
+    Args:
+        num_classes: units of the read-out.
+        attention: add the global attention region (False: the plain backbone).
+        key_dim: d of keys and queries (16 in the paper).
+        widths: channels of V1, V2, V4. hidden: units of IT.
+        batch_norm: batch norm after every conv (and in IT).
+        mode: "sweep" or "cascade" (see `gattanet_sim.dynamics`).
+        noise_std: Gaussian noise on every unit's drive, every timestep.
+        attention_options: the paper's open details, see `AttentionRegion`.
+    """
+    unknown = set(attention_options) - set(ATTENTION_OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown model option(s): {', '.join(sorted(unknown))}")
+    backbone = toy_backbone(num_classes, tuple(widths), hidden, batch_norm, in_channels, image_size)
+    return _assemble(backbone, attention, key_dim, mode, noise_std, attention_options)
+
+
+MODELS: dict[str, Callable[..., GAttANet]] = {"toy": toy}
+
+
+def list_models() -> list[str]:
+    return sorted(MODELS)
+
+
+def build_model(
+    name: str, *, num_classes: int, attention: bool = True, key_dim: int = 16, **options
+) -> GAttANet:
+    """Build a registered model by name; its `config` attribute rebuilds it (`from_config`).
+
+    >>> model = build_model("toy", num_classes=10)
+    >>> model(torch.rand(8, 3, 32, 32), timesteps=2).shape
+    torch.Size([8, 10])
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(list_models())}")
+    model = MODELS[name](num_classes=num_classes, attention=attention, key_dim=key_dim, **options)
+    model.config = {"name": name, "num_classes": num_classes, "attention": attention,
+                    "key_dim": key_dim, **options}
+    return model
+
+
+def from_config(config: dict) -> GAttANet:
+    """Rebuild a model from its `config` (as saved in checkpoints, JSON-safe)."""
+    config = dict(config)
+    return build_model(config.pop("name"), **config)

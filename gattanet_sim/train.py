@@ -1,0 +1,304 @@
+"""Train a model end to end on the read-out of its last timestep.
+
+    python -m gattanet_sim.train --timesteps 4
+    python -m gattanet_sim.train --dataset cifar10 --data-root ../datasets --no-attention
+
+A run directory (`--out-dir`) receives `config.json`, one line per epoch in `metrics.jsonl`,
+checkpoints `last.pt` (every epoch, and on SIGINT/SIGTERM) and `best.pt` (best validation
+accuracy at the last timestep), and `summary.json` at the end. `--resume` continues a run
+from `last.pt`, mid-epoch included, with the same data order, augmentation and RNG draws.
+
+Recipe (defaults): SGD with Nesterov momentum 0.9, one-cycle learning rate peaking at
+`--lr` 0.1, weight decay 5e-4 (not on the alphas), label smoothing 0.1, batch 128,
+pad-and-crop + flip augmentation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from gattanet_sim.attention import GAIN_FORMS, GAIN_POSITIONS, KEY_TIMES, NORMALISATIONS
+from gattanet_sim.cli import (
+    UsageError, add_data_arguments, int_list, load_data, main_guard, non_negative_float,
+    pick_device, positive_int, set_threads,
+)
+from gattanet_sim.data import batches, epoch_order
+from gattanet_sim.dynamics import MODES, GAttANet
+from gattanet_sim.evaluate import accuracy_per_timestep
+from gattanet_sim.io import atomic_path, atomic_save, git_commit, package_versions, safe_load, write_json
+from gattanet_sim.models import build_model, list_models
+
+# Arguments that may differ between a run and its resumption.
+RESUMABLE = ("resume", "device", "quiet")
+
+
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m gattanet_sim.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    m = p.add_argument_group("model")
+    m.add_argument("--model", choices=list_models(), default="toy")
+    m.add_argument("--timesteps", type=positive_int, default=2, help="T (paper: 2)")
+    m.add_argument("--mode", choices=MODES, default="sweep")
+    m.add_argument("--attention", action=argparse.BooleanOptionalAction, default=True)
+    m.add_argument("--key-dim", type=positive_int, default=16)
+    m.add_argument("--widths", type=int_list, default=(64, 128, 256), help="V1,V2,V4 channels")
+    m.add_argument("--hidden", type=positive_int, default=256, help="IT units")
+    m.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=True)
+    m.add_argument("--normalization", choices=NORMALISATIONS, default="none")
+    m.add_argument("--gain-form", choices=GAIN_FORMS, default="linear")
+    m.add_argument("--readout-gain", action=argparse.BooleanOptionalAction, default=True)
+    m.add_argument("--alpha-init", type=float, default=0.0)
+    m.add_argument("--keys", choices=KEY_TIMES, default="previous")
+    m.add_argument("--gain-position", choices=GAIN_POSITIONS, default="post")
+    m.add_argument("--noise-std", type=non_negative_float, default=0.0, help="unit noise sd")
+    d = p.add_argument_group("data")
+    add_data_arguments(d, dataset_default=None)
+    d.add_argument("--train-limit", type=positive_int, default=None,
+                   help="train on the first N training images only")
+    d.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True)
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--epochs", type=positive_int, default=15)
+    o.add_argument("--batch-size", type=positive_int, default=128)
+    o.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    o.add_argument("--lr", type=non_negative_float, default=0.1, help="peak learning rate")
+    o.add_argument("--alpha-lr", type=non_negative_float, default=None,
+                   help="peak learning rate of the alphas (default: --lr)")
+    o.add_argument("--weight-decay", type=non_negative_float, default=5e-4)
+    o.add_argument("--label-smoothing", type=non_negative_float, default=0.1)
+    o.add_argument("--loss-all-steps", action="store_true",
+                   help="average the loss over every timestep the read-out fired in")
+    r = p.add_argument_group("run")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    r.add_argument("--out-dir", type=Path, default=None)
+    r.add_argument("--resume", action="store_true", help="continue the run in --out-dir")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+    if len(args.widths) != 3:
+        p.error(f"--widths takes 3 values (V1,V2,V4), got {len(args.widths)}")
+    if args.label_smoothing >= 1:
+        p.error("--label-smoothing must be below 1")
+    return args
+
+
+def model_options(args: argparse.Namespace, num_classes: int, image_size: int) -> dict:
+    """The build_model keyword arguments of a run (JSON-safe: saved in every checkpoint)."""
+    options = {"num_classes": num_classes, "attention": args.attention, "key_dim": args.key_dim,
+               "widths": list(args.widths), "hidden": args.hidden, "batch_norm": args.batch_norm,
+               "image_size": image_size, "mode": args.mode, "noise_std": args.noise_std}
+    if args.attention:
+        options.update(normalization=args.normalization, gain_form=args.gain_form,
+                       readout_gain=args.readout_gain, alpha_init=args.alpha_init,
+                       keys=args.keys, gain_position=args.gain_position)
+    return options
+
+
+def make_optimizer(model: GAttANet, args: argparse.Namespace) -> torch.optim.Optimizer:
+    """Two parameter groups: the alphas (own learning rate, no weight decay) and the rest."""
+    alphas = [p for n, p in model.named_parameters() if "alpha" in n]
+    others = [p for n, p in model.named_parameters() if "alpha" not in n]
+    groups = [{"params": others, "lr": args.lr, "weight_decay": args.weight_decay}]
+    if alphas:
+        alpha_lr = args.lr if args.alpha_lr is None else args.alpha_lr
+        groups.append({"params": alphas, "lr": alpha_lr, "weight_decay": 0.0})
+    if args.optimizer == "sgd":
+        return torch.optim.SGD(groups, momentum=0.9, nesterov=True)
+    return torch.optim.AdamW(groups)
+
+
+def loss_fn(model: GAttANet, images: torch.Tensor, labels: torch.Tensor,
+            args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy on the last timestep, or averaged over every step the read-out fired."""
+    if args.loss_all_steps:
+        logits = model.simulate(images, args.timesteps).logits[model.arrival_steps - 1:]  # (T', B, K)
+        loss = torch.stack([F.cross_entropy(step, labels, label_smoothing=args.label_smoothing)
+                            for step in logits]).mean()
+        return loss, logits[-1]
+    logits = model(images, timesteps=args.timesteps)  # (B, K)
+    return F.cross_entropy(logits, labels, label_smoothing=args.label_smoothing), logits
+
+
+class StopFlag:
+    """SIGINT/SIGTERM ask the loop to checkpoint and stop at the next step."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame) -> None:
+        self.signal = signum
+
+
+def default_out_dir(args: argparse.Namespace) -> Path:
+    kind = "attn" if args.attention else "base"
+    return Path("runs") / f"{args.model}-{args.dataset or 'cifar10'}-{kind}-T{args.timesteps}-s{args.seed}"
+
+
+def run_config(args: argparse.Namespace) -> dict:
+    config = {k: (list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v)
+              for k, v in vars(args).items()}
+    return config
+
+
+def check_resumable(saved: dict, config: dict) -> None:
+    changed = [k for k in config if k not in RESUMABLE and saved.get(k) != config[k]]
+    if changed:
+        raise UsageError("--resume with different arguments: " + ", ".join(
+            f"--{k.replace('_', '-')} was {saved.get(k)!r}, now {config[k]!r}" for k in changed))
+
+
+def write_metrics(history: list[dict], path: Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps(row) + "\n" for row in history))
+
+
+@main_guard
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    set_threads()
+    device = pick_device(args.device)
+    out = args.out_dir or default_out_dir(args)
+    if (out / "last.pt").exists() and not args.resume:
+        raise UsageError(f"{out} already holds a run: pass --resume to continue it, or another --out-dir")
+    fallback = args.dataset is None
+    dataset = args.dataset or "cifar10"
+    val_size = 5000 if args.val_size is None else args.val_size
+    train_set, dataset = load_data(dataset, "train", args.data_root, val_size, args.image_size, fallback)
+    val_set, _ = load_data(dataset, "val", args.data_root, val_size, args.image_size, False)
+    args.dataset, args.val_size = dataset, val_size
+    if args.train_limit:
+        train_set = train_set.subset(torch.arange(min(args.train_limit, len(train_set))))
+    config = run_config(args)
+    saved = safe_load(out / "last.pt") if args.resume and (out / "last.pt").exists() else None
+    if saved is not None:
+        check_resumable(saved["config"], config)
+    summary = train(args, config, train_set, val_set, device, out, saved)
+    if summary is None:
+        return 130
+    accs = " ".join(f"t{t}={a:.4f}" for t, a in enumerate(summary["val_accuracy"]))
+    print(f"best val accuracy (epoch {summary['best_epoch']}): {accs}  -> {out}")
+    return 0
+
+
+def train(args, config, train_set, val_set, device, out: Path, saved: dict | None) -> dict | None:
+    """The training loop; returns the summary, or None if stopped by a signal."""
+    torch.manual_seed(args.seed)
+    image_size = train_set.images.shape[-1]
+    options = model_options(args, len(train_set.classes), image_size)
+    try:
+        model = build_model(args.model, **options).to(device)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if model.arrival_steps > args.timesteps:
+        raise UsageError(f"{args.mode} mode needs --timesteps >= {model.arrival_steps} "
+                         "for the input to reach the read-out")
+    optimizer = make_optimizer(model, args)
+    steps_per_epoch = math.ceil(len(train_set) / args.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
+        total_steps=args.epochs * steps_per_epoch, pct_start=0.25)
+    epoch, step, history, best, totals = 0, 0, [], -1.0, [0.0, 0, 0]
+    augment_rng = None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        epoch, step, history, best = saved["epoch"], saved["step"], saved["history"], saved["best"]
+        totals = saved["totals"]
+        torch.set_rng_state(saved["rng"])
+        if saved.get("augment_rng") is not None:
+            augment_rng = torch.Generator().set_state(saved["augment_rng"])
+        print(f"resuming {out} at epoch {epoch} step {step}", file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(config, out / "config.json")
+    stop = StopFlag()
+    counts = {"backbone": sum(p.numel() for p in model.backbone.parameters()),
+              "attention": sum(p.numel() for p in model.attention.parameters()) if model.attention else 0}
+
+    def checkpoint(path: Path, **extra) -> None:
+        atomic_save({"model": model.state_dict(), "model_config": model.config, "config": config,
+                     **extra}, path)
+
+    def save_last(epoch_: int, step_: int, rng) -> None:
+        checkpoint(out / "last.pt", optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                   epoch=epoch_, step=step_, history=history, best=best, totals=totals,
+                   rng=torch.get_rng_state(), augment_rng=None if rng is None else rng.get_state())
+
+    while epoch < args.epochs:
+        model.train()
+        if augment_rng is None:
+            augment_rng = torch.Generator().manual_seed(args.seed * 1_000_003 + epoch)
+        started = time.perf_counter()
+        order = epoch_order(len(train_set), args.seed, epoch)
+        stream = batches(train_set, args.batch_size, device, order,
+                         augment_rng if args.augment else None, start=step)
+        bar = tqdm(stream, total=steps_per_epoch, initial=step, disable=args.quiet,
+                   desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", leave=False)
+        for images, labels in bar:
+            loss, logits = loss_fn(model, images, labels, args)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch + 1} step {step + 1}; "
+                                       f"{out / 'last.pt'} keeps the last good state")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            totals[0] += loss.item() * len(labels)
+            totals[1] += (logits.argmax(1) == labels).sum().item()
+            totals[2] += len(labels)
+            bar.set_postfix(loss=f"{totals[0] / totals[2]:.3f}", acc=f"{totals[1] / totals[2]:.3f}")
+            if stop.signal is not None:
+                save_last(epoch, step, augment_rng)
+                print(f"stopped by signal {stop.signal}: {out / 'last.pt'} saved at epoch {epoch} "
+                      f"step {step}; continue with the same arguments plus --resume", file=sys.stderr)
+                return None
+        bar.close()
+        seconds = time.perf_counter() - started
+        val = accuracy_per_timestep(model, val_set, args.timesteps, device=device)
+        row = {"epoch": epoch + 1, "train_loss": totals[0] / totals[2], "train_accuracy": totals[1] / totals[2],
+               "val_accuracy": val["accuracy"], "val_loss": val["loss"],
+               "lr": scheduler.get_last_lr()[0], "seconds": seconds}
+        if model.attention is not None:
+            row["alpha"] = {n: round(a.item(), 5) for n, a in model.attention.alpha.items()}
+        history.append(row)
+        if not args.quiet:
+            print(f"epoch {epoch + 1}: loss {row['train_loss']:.3f} train {row['train_accuracy']:.4f} "
+                  f"val {' '.join(f'{a:.4f}' for a in val['accuracy'])} ({seconds:.0f} s)", file=sys.stderr)
+        epoch, step, totals, augment_rng = epoch + 1, 0, [0.0, 0, 0], None
+        if val["accuracy"][-1] > best:
+            best = val["accuracy"][-1]
+            checkpoint(out / "best.pt", epoch=epoch, val_accuracy=val["accuracy"])
+        save_last(epoch, step, None)
+        write_metrics(history, out / "metrics.jsonl")
+
+    best_row = max(history, key=lambda r: r["val_accuracy"][-1])
+    summary = {
+        "val_accuracy": best_row["val_accuracy"], "best_epoch": best_row["epoch"],
+        "final_val_accuracy": history[-1]["val_accuracy"], "val_images": len(val_set),
+        "train_images": len(train_set), "parameters": counts,
+        "seconds_per_epoch": sum(r["seconds"] for r in history) / len(history),
+        "epochs": args.epochs, "device": str(device), "seed": args.seed, "config": config,
+        "versions": package_versions(), "git_commit": git_commit(),
+    }
+    write_json(summary, out / "summary.json")
+    return summary
+
+
+if __name__ == "__main__":
+    sys.exit(main())
