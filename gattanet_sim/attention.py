@@ -54,7 +54,7 @@ def normalise(a: torch.Tensor, how: str) -> torch.Tensor:
     if how == "none":
         return a
     if how == "standardize":
-        return (a - a.mean(dim=1, keepdim=True)) / (a.std(dim=1, keepdim=True) + 1e-5)
+        return (a - a.mean(dim=1, keepdim=True)) / (a.std(dim=1, correction=0, keepdim=True) + 1e-5)
     return a.shape[1] * torch.softmax(a, dim=1) - 1
 
 

@@ -42,6 +42,13 @@ def main_guard(main: Callable[[list[str] | None], int]) -> Callable[[list[str] |
     return wrapped
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line: 'prog: error: ... (see --help)'."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)

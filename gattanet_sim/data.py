@@ -12,7 +12,8 @@ Splits: ``train``; ``val``, the tree's ``val/`` if it has one, else a per-class 
 part of the training images (drawn with a fixed seed, the same for every run, so that every
 model is selected on the same images); ``test``, the official test set or ``test/``.
 
-Decoded images are cached as uint8 tensors in `cache_dir()` (``data/cache`` by default).
+Decoded images are cached as uint8 tensors in `cache_dir()` (``data/cache`` by default,
+``$GATTANET_CACHE`` if set). ``GATTANET_OFFLINE=1`` never tries a download.
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ def _cifar_torchvision(name: str, root: Path, train: bool, download: bool) -> Im
 
     cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
     if not (root / CIFAR_DIRS[name]).is_dir():
-        if not download:
+        if not download or os.environ.get("GATTANET_OFFLINE"):
             return None
         try:
             root.mkdir(parents=True, exist_ok=True)

@@ -190,11 +190,10 @@ class GAttANet(nn.Module):
         """Stack per-step records over time, filling silent steps with zeros (gain with 1)."""
         shapes = self._shapes(batch, side)
         names = list(self.areas)
-        device = self.backbone.mean.device
+        like = {"device": self.backbone.mean.device, "dtype": self.backbone.mean.dtype}
 
         def stack(items: list, fill: float, shape: tuple) -> torch.Tensor:
-            return torch.stack([torch.full(shape, fill, device=device) if v is None else v
-                                for v in items])
+            return torch.stack([torch.full(shape, fill, **like) if v is None else v for v in items])
 
         traj = Trajectory(stack(record["logits"], 0.0, shapes[names[-1]]))
         if self.attention is not None:

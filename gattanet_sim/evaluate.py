@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from gattanet_sim.cli import (
-    UsageError, add_data_arguments, load_data, main_guard, non_negative_float, pick_device,
+    Parser, UsageError, add_data_arguments, load_data, main_guard, non_negative_float, pick_device,
     positive_int, set_threads,
 )
 from gattanet_sim.data import ImageSet, batches
@@ -80,7 +80,7 @@ def load_checkpoint(path: Path, device: torch.device) -> tuple[GAttANet, dict, P
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m gattanet_sim.evaluate", description=__doc__,
+    p = Parser(prog="python -m gattanet_sim.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", type=Path, help="a run directory or a .pt checkpoint")
     add_data_arguments(p, dataset_default=None)

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from gattanet_sim.attention import GAIN_FORMS, GAIN_POSITIONS, KEY_TIMES, NORMALISATIONS
 from gattanet_sim.cli import (
-    UsageError, add_data_arguments, int_list, load_data, main_guard, non_negative_float,
+    Parser, UsageError, add_data_arguments, int_list, load_data, main_guard, non_negative_float,
     pick_device, positive_int, set_threads,
 )
 from gattanet_sim.data import batches, epoch_order
@@ -47,7 +47,7 @@ class TrainingDiverged(ValueError):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m gattanet_sim.train", description=__doc__,
+    p = Parser(prog="python -m gattanet_sim.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     m = p.add_argument_group("model")
     m.add_argument("--model", choices=list_models(), default="toy")
@@ -277,9 +277,8 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
         if model.attention is not None:
             row["alpha"] = {n: round(a.item(), 5) for n, a in model.attention.alpha.items()}
         history.append(row)
-        if not args.quiet:
-            print(f"epoch {epoch + 1}: loss {row['train_loss']:.3f} train {row['train_accuracy']:.4f} "
-                  f"val {' '.join(f'{a:.4f}' for a in val['accuracy'])} ({seconds:.0f} s)", file=sys.stderr)
+        print(f"epoch {epoch + 1}: loss {row['train_loss']:.3f} train {row['train_accuracy']:.4f} "
+              f"val {' '.join(f'{a:.4f}' for a in val['accuracy'])} ({seconds:.0f} s)", file=sys.stderr)
         epoch, step, totals, augment_rng = epoch + 1, 0, [0.0, 0, 0], None
         if val["accuracy"][-1] > best:
             best = val["accuracy"][-1]
