@@ -13,6 +13,7 @@ import torch
 
 from gattanet_sim.data import DataError, DatasetUnavailable, ImageSet, default_root, load_split
 from gattanet_sim.io import UnsafeFileError
+from gattanet_sim.recording import ProbeError
 
 DATASETS = ("cifar10", "cifar100", "folder", "stimuli")
 
@@ -29,7 +30,7 @@ def main_guard(main: Callable[[list[str] | None], int]) -> Callable[[list[str] |
         prog = main.__module__.rsplit(".", 1)[-1]
         try:
             return main(argv)
-        except UsageError as err:
+        except (UsageError, ProbeError) as err:
             print(f"{prog}: error: {err}", file=sys.stderr)
             return 2
         except (DataError, UnsafeFileError, FileNotFoundError, ValueError, KeyError) as err:

@@ -61,6 +61,16 @@ def safe_load(path: Path | str, map_location: str | torch.device = "cpu") -> Any
         raise UnsafeFileError(f"refusing to load {path}: not a plain checkpoint ({first})") from None
 
 
+def sha256(path: Path | str) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def package_versions() -> dict[str, str]:
     import importlib.metadata as md
 

@@ -1,0 +1,110 @@
+"""Record a trained model's activity over timesteps as a netCDF assembly.
+
+    python -m gattanet_sim.record RUN_DIR_OR_CHECKPOINT --dataset cifar10 --split val \\
+        --timesteps 4 --units 256 --signals activity,gain,agreement --out data/recordings/NAME.nc
+
+Defaults are the default probe: 256 random units per area (seed 0), every signal
+(activity, gain, agreement, query, logits), every timestep. `--float16` keeps float16's
+precision (11 significant bits, netCDF BitRound quantisation, compressed); the file still
+reads as float32 everywhere. Open a recording with `gattanet_sim.recording.open_recording`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from gattanet_sim.cli import (
+    Parser, UsageError, add_data_arguments, load_data, main_guard, non_negative_float, pick_device,
+    positive_int, set_threads,
+)
+from gattanet_sim.data import ImageSet, batches
+from gattanet_sim.evaluate import load_checkpoint
+from gattanet_sim.io import sha256
+from gattanet_sim.recording import (
+    SIGNALS, Probe, RecordingWriter, place, record, recording_attrs,
+)
+
+
+def parse_args(argv: list[str] | None):
+    p = Parser(prog="python -m gattanet_sim.record", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", type=Path, help="a run directory or a .pt checkpoint")
+    add_data_arguments(p, dataset_default=None)
+    p.add_argument("--split", choices=("train", "val", "test"), default="val")
+    p.add_argument("--timesteps", type=positive_int, default=None, help="default: the run's")
+    p.add_argument("--units", default="256",
+                   help="all | N random per area | channels:I,J | location:X,Y | channel-mean")
+    p.add_argument("--regions", default=None, help="comma-separated areas (default: all)")
+    p.add_argument("--signals", default=",".join(SIGNALS), help=f"subset of {','.join(SIGNALS)}")
+    p.add_argument("--time-bins", default=None, help="comma-separated timesteps (default: all)")
+    p.add_argument("--probe-seed", type=int, default=0, help="seed of the random-unit probe")
+    p.add_argument("--noise-std", type=non_negative_float, default=0.0, help="pixel noise sd")
+    p.add_argument("--seed", type=int, default=0, help="seed of pixel and unit noise")
+    p.add_argument("--limit", type=positive_int, default=None, help="record the first N images")
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--float16", action="store_true", help="store with float16 precision")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", type=Path, required=True, help="the .nc file to write")
+    return p.parse_args(argv)
+
+
+def presentations(data: ImageSet, dataset: str, split: str, batch_size: int, device,
+                  noise_std: float, seed: int):
+    """Batches of (images, labels, stimulus ids, presentation coordinates)."""
+    g = torch.Generator(device=device).manual_seed(seed)
+    start = 0
+    for images, labels in batches(data, batch_size, device):
+        if noise_std > 0:
+            images = images + noise_std * torch.randn(images.shape, generator=g, device=device)
+        ids = [f"{dataset}/{split}/{i}" for i in range(start, start + len(labels))]
+        start += len(labels)
+        yield images, labels, ids, {"split": split, "noise_std": np.full(len(labels), noise_std)}
+
+
+@main_guard
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    set_threads()
+    probe = Probe.parse(args.units, args.signals, args.regions, args.time_bins, args.probe_seed)
+    device = pick_device(args.device)
+    model, config, path = load_checkpoint(args.checkpoint, device)
+    timesteps = args.timesteps or config.get("timesteps", 2)
+    if timesteps < model.arrival_steps:
+        raise UsageError(f"{model.mode} mode needs --timesteps >= {model.arrival_steps}")
+    steps = probe.timesteps or list(range(timesteps))
+    if steps[-1] >= timesteps or steps[0] < 0:
+        raise UsageError(f"--time-bins must lie in 0..{timesteps - 1}")
+    dataset = args.dataset or config.get("dataset", "cifar10")
+    root = args.data_root or (Path(config["data_root"]) if config.get("data_root") else None)
+    val_size = args.val_size if args.val_size is not None else config.get("val_size", 5000)
+    data, dataset = load_data(dataset, args.split, root, val_size,
+                              args.image_size or config.get("image_size"), fallback=False)
+    if args.limit:
+        data = data.subset(torch.arange(min(args.limit, len(data))))
+    image_size = data.images.shape[-1]
+    placement = place(probe, model, image_size)
+    neuroids = placement.coords(model.backbone.receptive_fields(), image_size)
+    attrs = recording_attrs(model, checkpoint=str(path), checkpoint_sha256=sha256(path),
+                            seed=args.seed, probe_seed=args.probe_seed, units=str(probe.units),
+                            dataset=dataset, split=args.split, timesteps=timesteps,
+                            noise_std=args.noise_std, float16=int(args.float16))
+    torch.manual_seed(args.seed)
+    key_dim = model.attention.key_dim if model.attention is not None else 0
+    stream = presentations(data, dataset, args.split, args.batch_size, device, args.noise_std, args.seed)
+    stream = tqdm(stream, total=-(-len(data) // args.batch_size), desc="recording", unit="batch")
+    with RecordingWriter(args.out, neuroids, steps, probe.signals, key_dim, data.classes,
+                         ["stimulus_id", "label", "split", "noise_std"], attrs, args.float16) as writer:
+        n = record(model, stream, writer, placement, timesteps, steps)
+    print(f"recorded {n} presentations x {placement.size} neuroids x {len(steps)} time bins "
+          f"({', '.join(probe.signals)}) -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

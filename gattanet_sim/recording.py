@@ -1,0 +1,367 @@
+"""Recording: a simulation's activity over timesteps as a neuroscience-style assembly.
+
+The layout is BrainIO's / Brain-Score's NeuroidAssembly, in netCDF:
+
+    activity, gain, agreement   (presentation, neuroid, time_bin)
+    global_query                (presentation, key_dim, time_bin)
+    logits                      (presentation, class, time_bin)
+
+with neuroid coordinates ``neuroid_id, region, channel, x, y, rf_size`` (receptive-field
+centre and size in input pixels), presentation coordinates ``stimulus_id, label, split``
+(plus whatever the stimulus set carries) and ``time_bin`` (the timestep). ``gain`` and
+``agreement`` are, per neuroid, the gain that acted on it during the step and the agreement
+that set that gain (1 and 0 where nothing acted).
+
+A `Probe` says what to record, like an electrode array: which areas, which units, which
+signals, which timesteps. `RecordingWriter` streams chunks of presentations to a temporary
+file renamed on success, so no recording needs the whole array in memory and a killed
+recording never leaves a file that looks complete. `open_recording` opens one lazily.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import torch
+import xarray as xr
+
+from gattanet_sim.dynamics import GAttANet, Trajectory
+
+SIGNALS = ("activity", "gain", "agreement", "query", "logits")
+NEUROID_SIGNALS = ("activity", "gain", "agreement")
+NEUROID_COORDS = ("neuroid_id", "region", "channel", "x", "y", "rf_size")
+FLOAT16_BITS = 11  # float16's mantissa precision: 10 stored bits + the implicit one
+
+
+class ProbeError(ValueError):
+    """A probe that cannot be placed on this model."""
+
+
+@dataclass
+class Probe:
+    """What to record.
+
+    units: "all"; an int N (N random units per area, drawn from `seed`: an electrode
+        array); "channels:0,5,9" (every position of those channels); "location:X,Y" (in every
+        conv area, all channels at the position whose receptive-field centre is nearest
+        image pixel (X, Y); dense areas: all units); "channel-mean" (each channel averaged
+        over space).
+    regions: area names (default: all). timesteps: time bins (default: all).
+    """
+
+    units: str | int = 256
+    regions: list[str] | None = None
+    signals: tuple[str, ...] = SIGNALS
+    timesteps: list[int] | None = None
+    seed: int = 0
+
+    @classmethod
+    def parse(cls, units: str = "256", signals: str = ",".join(SIGNALS), regions: str | None = None,
+              timesteps: str | None = None, seed: int = 0) -> "Probe":
+        """A probe from command-line strings; a `ProbeError` names what is wrong."""
+        units = units.strip()
+        if units.isdigit():
+            if int(units) < 1:
+                raise ProbeError("--units N needs N >= 1")
+            units = int(units)
+        elif not (units in ("all", "channel-mean") or units.startswith(("channels:", "location:"))):
+            raise ProbeError(f"unknown unit spec {units!r}: use all, N, channels:I,J,.., "
+                             "location:X,Y or channel-mean")
+        wanted = tuple(s.strip() for s in signals.split(",") if s.strip())
+        unknown = [s for s in wanted if s not in SIGNALS]
+        if unknown or not wanted:
+            raise ProbeError(f"unknown signal(s) {', '.join(unknown) or '(none)'}; "
+                             f"choose from {', '.join(SIGNALS)}")
+        steps = None
+        if timesteps:
+            try:
+                steps = sorted({int(t) for t in timesteps.split(",")})
+            except ValueError:
+                raise ProbeError(f"time bins must be whole numbers, got {timesteps!r}") from None
+        names = [r.strip() for r in regions.split(",")] if regions else None
+        return cls(units, names, wanted, steps, seed)
+
+
+@dataclass
+class Placement:
+    """Where a probe's electrodes sit: per area, the channel/row/column of each neuroid."""
+
+    regions: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    mean_over_space: bool = False
+
+    @property
+    def size(self) -> int:
+        return sum(len(r["channel"]) for r in self.regions.values())
+
+    def coords(self, fields: dict, image_size: int) -> dict[str, np.ndarray]:
+        """Neuroid coordinate arrays (see NEUROID_COORDS), concatenated over areas.
+
+        Dense areas and channel means see the whole image: centred on it, rf_size its side.
+        """
+        cols: dict[str, list] = {k: [] for k in NEUROID_COORDS}
+        for name, r in self.regions.items():
+            rf, n = fields[name], len(r["channel"])
+            if r["kind"] == "dense" or self.mean_over_space:
+                x = y = np.full(n, image_size / 2)
+                size = np.full(n, float(image_size))
+            else:
+                x, y = rf.start + r["col"] * rf.jump, rf.start + r["row"] * rf.jump
+                size = np.full(n, rf.size)
+            cols["neuroid_id"] += [f"{name}.{c}.{i}.{j}" for c, i, j in zip(r["channel"], r["row"], r["col"])]
+            cols["region"] += [name] * n
+            cols["channel"] += list(r["channel"])
+            cols["x"] += list(x)
+            cols["y"] += list(y)
+            cols["rf_size"] += list(size)
+        types = {"neuroid_id": object, "region": object, "channel": np.int32}
+        return {k: np.asarray(v, dtype=types.get(k, np.float32)) for k, v in cols.items()}
+
+
+def place(probe: Probe, model: GAttANet, image_size: int) -> Placement:
+    """Choose the recorded units of every probed area (channel, row, column of each)."""
+    names = probe.regions or list(model.areas)
+    unknown = [n for n in names if n not in model.areas]
+    if unknown:
+        raise ProbeError(f"no area {', '.join(unknown)} in this model; it has {', '.join(model.areas)}")
+    if model.attention is None and set(probe.signals) & {"gain", "agreement", "query"}:
+        raise ProbeError("this model has no attention region: record activity,logits only")
+    fields = model.backbone.receptive_fields()
+    rng = np.random.default_rng(probe.seed)
+    side = image_size
+    placement = Placement(mean_over_space=probe.units == "channel-mean")
+    for name, area in model.areas.items():
+        side = side // 2 if area.kind == "conv" else 1
+        if name not in names:
+            continue
+        channel, row, col = np.indices((area.units, side, side)).reshape(3, -1)  # channel-major
+        keep = _select(probe, name, area, channel, row, col, fields[name].start + np.arange(side)
+                       * fields[name].jump, rng)
+        placement.regions[name] = {"channel": channel[keep], "row": row[keep], "col": col[keep],
+                                   "kind": area.kind}
+    return placement
+
+
+def _select(probe: Probe, name: str, area, channel: np.ndarray, row: np.ndarray, col: np.ndarray,
+            centres: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Boolean mask of an area's recorded units."""
+    units = probe.units
+    if isinstance(units, int):
+        keep = np.zeros(len(channel), bool)
+        keep[rng.choice(len(channel), min(units, len(channel)), replace=False)] = True
+        return keep
+    if units == "channel-mean":
+        return (row == 0) & (col == 0)
+    if units.startswith("channels:"):
+        wanted = _ints(units[9:], "channels")
+        bad = [c for c in wanted if not 0 <= c < area.units]
+        if bad:
+            raise ProbeError(f"channel {bad[0]} does not exist in {name} ({area.units} channels)")
+        return np.isin(channel, wanted)
+    if units.startswith("location:") and area.kind == "conv":
+        xy = _ints(units[9:], "location")
+        if len(xy) != 2:
+            raise ProbeError(f"location needs X,Y, got {units[9:]!r}")
+        return (row == np.abs(centres - xy[1]).argmin()) & (col == np.abs(centres - xy[0]).argmin())
+    return np.ones(len(channel), bool)
+
+
+def _ints(text: str, what: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise ProbeError(f"{what} takes comma-separated whole numbers, got {text!r}") from None
+
+
+def read_out(traj: Trajectory, placement: Placement, signal: str, steps: list[int]) -> np.ndarray:
+    """One neuroid signal of a trajectory at the probe's units: (B, neuroid, time_bin)."""
+    parts = []
+    for name, r in placement.regions.items():
+        if signal == "activity":
+            source = traj.activity[name][steps]  # (T', B, C, H, W) | (T', B, N)
+        elif name in traj.gain:
+            source = (traj.gain if signal == "gain" else traj.agreement)[name][steps]  # (T', B, H, W) | (T', B, N)
+        else:  # an area that receives no gain: gain 1, agreement 0
+            fill = 1.0 if signal == "gain" else 0.0
+            parts.append(torch.full((traj.logits.shape[1], len(r["channel"]), len(steps)), fill))
+            continue
+        channel, row, col = (torch.as_tensor(r[k]) for k in ("channel", "row", "col"))
+        if r["kind"] == "dense":
+            values = source[..., channel]  # (T', B, n)
+        elif placement.mean_over_space:
+            values = source.mean(dim=(-2, -1))  # (T', B, C) | (T', B)
+            values = values[..., channel] if signal == "activity" else values.unsqueeze(-1).expand(
+                *values.shape, len(channel))
+        elif signal == "activity":
+            values = source[:, :, channel, row, col]  # (T', B, n)
+        else:
+            values = source[:, :, row, col]  # (T', B, n): the gain at each unit's position
+        parts.append(values.permute(1, 2, 0).float().cpu())  # (B, n, T')
+    return torch.cat(parts, dim=1).numpy()
+
+
+class RecordingWriter:
+    """Streams presentations into a netCDF file, appended chunk by chunk.
+
+    Writes to a temporary file beside `path` and renames it onto `path` in `close()`, after
+    which the file carries the global attribute ``complete = 1``; `abort()` (or an
+    exception inside a ``with`` block) deletes the temporary file.
+    """
+
+    def __init__(self, path: Path | str, neuroids: dict[str, np.ndarray], time_bins: list[int],
+                 signals: tuple[str, ...], key_dim: int, classes: list[str],
+                 presentation_coords: list[str], attrs: dict, float16: bool = False) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self.signals = signals
+        self.extra = [c for c in presentation_coords if c not in ("stimulus_id", "label", "split")]
+        self.n = 0
+        nc = self.nc = netCDF4.Dataset(self.tmp, "w", format="NETCDF4")
+        nc.createDimension("presentation", None)
+        nc.createDimension("neuroid", len(neuroids["neuroid_id"]))
+        nc.createDimension("time_bin", len(time_bins))
+        nc.createDimension("class", len(classes))
+        for name, values in neuroids.items():
+            var = nc.createVariable(name, str if values.dtype == object else values.dtype, ("neuroid",))
+            var[:] = values
+        nc.createVariable("time_bin", "i4", ("time_bin",))[:] = np.asarray(time_bins)
+        if "query" in signals:
+            nc.createDimension("key_dim", key_dim)
+            nc.createVariable("key_dim", "i4", ("key_dim",))[:] = np.arange(key_dim)
+        cls = nc.createVariable("class", str, ("class",))
+        cls[:] = np.asarray(classes, dtype=object)
+        nc.createVariable("stimulus_id", str, ("presentation",))
+        nc.createVariable("label", "i8", ("presentation",))
+        nc.createVariable("split", str, ("presentation",))
+        for name in self.extra:
+            nc.createVariable(name, "f8", ("presentation",))
+        pres = " ".join(["stimulus_id", "label", "split", *self.extra])
+        quantize = {"significant_digits": FLOAT16_BITS, "quantize_mode": "BitRound",
+                    "zlib": True, "complevel": 1} if float16 else {}
+        dims = {"activity": "neuroid", "gain": "neuroid", "agreement": "neuroid",
+                "query": "key_dim", "logits": "class"}
+        for signal in signals:
+            var_name = "global_query" if signal == "query" else signal
+            width = len(nc.dimensions[dims[signal]])
+            var = nc.createVariable(var_name, "f4", ("presentation", dims[signal], "time_bin"),
+                                    chunksizes=(max(1, min(64, 2**22 // max(1, width * len(time_bins)))),
+                                                width, len(time_bins)), **quantize)
+            extra_coords = " ".join(NEUROID_COORDS) if dims[signal] == "neuroid" else ""
+            var.setncattr("coordinates", f"{pres} {extra_coords}".strip())
+        nc.setncatts({k: str(v) for k, v in attrs.items()})
+        nc.setncattr("complete", 0)
+
+    def append(self, signals: dict[str, np.ndarray], stimulus_id: list[str], label: np.ndarray,
+               split: list[str], extra: dict[str, np.ndarray] | None = None) -> None:
+        """Add a chunk of presentations: each signal (B, width, time_bin)."""
+        b = len(stimulus_id)
+        sl = slice(self.n, self.n + b)
+        self.nc["stimulus_id"][sl] = np.asarray(stimulus_id, dtype=object)
+        self.nc["label"][sl] = np.asarray(label)
+        self.nc["split"][sl] = np.asarray(split, dtype=object)
+        for name in self.extra:
+            self.nc[name][sl] = np.asarray((extra or {})[name], dtype=np.float64)
+        for signal in self.signals:
+            self.nc["global_query" if signal == "query" else signal][sl] = signals[signal]
+        self.n += b
+
+    def close(self) -> Path:
+        self.nc.setncattr("complete", 1)
+        self.nc.setncattr("presentations", self.n)
+        self.nc.close()
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        try:
+            self.nc.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "RecordingWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def trajectory_signals(traj: Trajectory, placement: Placement, signals: tuple[str, ...],
+                       steps: list[int]) -> dict[str, np.ndarray]:
+    """Every recorded signal of one batch, as (B, width, time_bin) arrays."""
+    out = {}
+    for signal in signals:
+        if signal in NEUROID_SIGNALS:
+            out[signal] = read_out(traj, placement, signal, steps)
+        elif signal == "query":
+            out[signal] = traj.query[steps].permute(1, 2, 0).float().cpu().numpy()  # (B, d, T')
+        else:
+            out[signal] = traj.logits[steps].permute(1, 2, 0).float().cpu().numpy()  # (B, K, T')
+    return out
+
+
+def recording_attrs(model: GAttANet, **extra) -> dict:
+    """Global attributes: enough to re-create the recording."""
+    import json
+
+    from gattanet_sim.io import git_commit, package_versions
+
+    return {"model": model.config.get("name", ""), "model_config": json.dumps(model.config),
+            "mode": model.mode, "versions": json.dumps(package_versions()),
+            "git_commit": git_commit(), "created": datetime.now(timezone.utc).isoformat(), **extra}
+
+
+def record(model: GAttANet, stream, writer: RecordingWriter, placement: Placement,
+           timesteps: int, steps: list[int]) -> int:
+    """Simulate every batch of `stream` and append what the probe sees; returns presentations.
+
+    `stream` yields (images, labels, stimulus_ids, extra presentation coords) batches.
+    """
+    model.eval()
+    with torch.no_grad():
+        for images, labels, ids, extra in stream:
+            traj = model.simulate(images, timesteps, activity="activity" in writer.signals)
+            writer.append(trajectory_signals(traj, placement, writer.signals, steps), ids,
+                          labels.cpu().numpy(), [extra.get("split", "")] * len(ids),
+                          {k: v for k, v in extra.items() if k != "split"})
+    return writer.n
+
+
+class IncompleteRecording(ValueError):
+    """A recording that was not closed: killed or failed half way."""
+
+
+def open_recording(path: Path | str) -> xr.Dataset:
+    """Open a recording lazily, with BrainIO-style indexes on neuroid and presentation.
+
+    ``ds.activity.sel(region="V1")`` selects an area; ``.sel(time_bin=3)`` a timestep.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such recording: {path}")
+    try:
+        ds = xr.open_dataset(path)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path} is not a readable netCDF recording ({err})") from None
+    if int(ds.attrs.get("complete", 0)) != 1:
+        ds.close()
+        raise IncompleteRecording(f"{path} is incomplete: the recording did not finish")
+    missing = [c for c in ("stimulus_id", "label") if c not in ds.coords]
+    if "neuroid" in ds.dims:
+        missing += [c for c in NEUROID_COORDS if c not in ds.coords]
+    if missing:
+        ds.close()
+        raise ValueError(f"{path} lacks coordinate(s) {', '.join(missing)}")
+    if "neuroid" in ds.dims:
+        ds = ds.set_index(neuroid=list(NEUROID_COORDS))
+    return ds

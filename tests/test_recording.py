@@ -1,0 +1,240 @@
+"""Recording: probes, the assembly layout, streaming, and faithfulness to the simulation."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from gattanet_sim import build_model, record as record_cli
+from gattanet_sim.io import atomic_save
+from gattanet_sim.recording import (
+    IncompleteRecording, Probe, ProbeError, RecordingWriter, open_recording, place, record,
+    trajectory_signals,
+)
+
+T = 3
+
+
+def tiny_model(**kw):
+    torch.manual_seed(0)
+    model = build_model("toy", num_classes=10, widths=(4, 6, 8), hidden=12, key_dim=5,
+                        alpha_init=0.4, **kw)
+    return model.eval()
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    model = tiny_model()
+    path = tmp_path / "tiny.pt"
+    atomic_save({"model": model.state_dict(), "model_config": model.config,
+                 "config": {"dataset": "stimuli", "timesteps": T}}, path)
+    return path
+
+
+def stimuli(n=10):
+    from gattanet_sim.stimuli import shapes
+
+    images, labels, _ = shapes(1, seed=3)
+    return images[:n].float() / 255, labels[:n]
+
+
+def write(path, model, probe, images, labels, chunk=4, float16=False):
+    placement = place(probe, model, 32)
+    steps = probe.timesteps or list(range(T))
+    writer = RecordingWriter(path, placement.coords(model.backbone.receptive_fields(), 32), steps,
+                             probe.signals, model.attention.key_dim, [str(i) for i in range(10)],
+                             ["stimulus_id", "label", "split"], {"model": "toy"}, float16)
+    stream = ((images[i:i + chunk], labels[i:i + chunk],
+               [f"s{j}" for j in range(i, min(i + chunk, len(labels)))], {"split": "val"})
+              for i in range(0, len(labels), chunk))
+    with writer:
+        record(model, stream, writer, placement, T, steps)
+    return placement
+
+
+def test_cli_recording_opens_with_xarray_and_has_the_brainio_layout(checkpoint, tmp_path):
+    out = tmp_path / "rec.nc"
+    assert record_cli.main([str(checkpoint), "--limit", "12", "--units", "7", "--batch-size", "5",
+                            "--out", str(out)]) == 0
+    plain = xr.open_dataset(out)
+    assert plain.activity.dims == ("presentation", "neuroid", "time_bin")
+    assert plain.global_query.dims == ("presentation", "key_dim", "time_bin")
+    assert plain.logits.dims == ("presentation", "class", "time_bin")
+    assert plain.activity.shape == (12, 5 * 7, T)
+    for coord in ("neuroid_id", "region", "channel", "x", "y", "rf_size", "stimulus_id",
+                  "label", "split", "noise_std"):
+        assert coord in plain.coords, coord
+    assert plain.time_bin.values.tolist() == [0, 1, 2]
+    for attr in ("model_config", "checkpoint_sha256", "seed", "mode", "versions", "git_commit",
+                 "created"):
+        assert attr in plain.attrs, attr
+    plain.close()
+    ds = open_recording(out)
+    v1 = ds.activity.sel(region="V1")
+    assert v1.dims == ("presentation", "neuroid", "time_bin") and v1.shape == (12, 7, T)
+    assert set(ds.gain.sel(region="IT").neuroid_id.values) <= {f"IT.{c}.0.0" for c in range(12)}
+
+
+def test_recorded_signals_equal_the_simulation(tmp_path):
+    """Every recorded value is the trajectory's value at that unit, position and step."""
+    model = tiny_model()
+    images, labels = stimuli()
+    placement = write(tmp_path / "r.nc", model, Probe(units="all"), images, labels, chunk=10)
+    ds = open_recording(tmp_path / "r.nc")
+    with torch.no_grad():
+        traj = model.simulate(images, T, activity=True)
+    v2 = ds.activity.sel(region="V2")
+    for k in range(0, v2.sizes["neuroid"], 37):
+        unit = v2.isel(neuroid=k)
+        c, i, j = (int(v) for v in str(unit.neuroid_id.values).split(".")[1:])  # V2.c.i.j
+        expected = traj.activity["V2"][:, :, c, i, j].T.numpy()  # (B, T)
+        np.testing.assert_allclose(unit.values, expected, rtol=1e-6)
+        gain = ds.gain.sel(region="V2").isel(neuroid=k).values
+        np.testing.assert_allclose(gain, traj.gain["V2"][:, :, i, j].T.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ds.activity.sel(region="IT").values,
+                               traj.activity["IT"].permute(1, 2, 0).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ds.agreement.sel(region="readout").values,
+                               traj.agreement["readout"].permute(1, 2, 0).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ds.global_query.values, traj.query.permute(1, 2, 0).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ds.logits.values, traj.logits.permute(1, 2, 0).numpy(), rtol=1e-6)
+    assert placement.size == ds.sizes["neuroid"] == 4 * 256 + 6 * 64 + 8 * 16 + 12 + 10
+
+
+def test_receptive_field_coordinates_and_location_probe():
+    model = tiny_model()
+    """V1 units sit every 2 px from x = 1 (rf 4 px), V4 every 8 px from x = 4 (rf 22 px)."""
+    placement = place(Probe(units="location:21,9"), model, 32)
+    coords = placement.coords(model.backbone.receptive_fields(), 32)
+    v1 = coords["region"] == "V1"
+    assert set(coords["x"][v1]) == {21.0} and set(coords["y"][v1]) == {9.0}
+    assert set(coords["rf_size"][v1]) == {4.0}
+    assert (coords["channel"][v1] == np.arange(4)).all()
+    v4 = coords["region"] == "V4"
+    assert set(coords["x"][v4]) == {20.0} and set(coords["y"][v4]) == {12.0}
+    assert set(coords["rf_size"][v4]) == {22.0}
+    it = coords["region"] == "IT"
+    assert it.sum() == 12 and set(coords["rf_size"][it]) == {32.0}
+
+
+def test_float16_storage_keeps_float16_precision(tmp_path):
+    model = tiny_model()
+    images, labels = stimuli()
+    write(tmp_path / "full.nc", model, Probe(units=50), images, labels)
+    write(tmp_path / "half.nc", model, Probe(units=50), images, labels, float16=True)
+    full, half = open_recording(tmp_path / "full.nc"), open_recording(tmp_path / "half.nc")
+    for var in ("activity", "gain", "global_query"):
+        np.testing.assert_allclose(half[var].values, full[var].values, rtol=2**-10, atol=1e-30)
+    assert not np.array_equal(half.activity.values, full.activity.values)  # really quantised
+
+
+def test_random_probe_is_reproducible_from_its_seed():
+    model = tiny_model()
+    pick = lambda seed: place(Probe(units=20, seed=seed), model, 32).coords(  # noqa: E731
+        model.backbone.receptive_fields(), 32)["neuroid_id"]
+    assert (pick(1) == pick(1)).all()
+    assert not (pick(1) == pick(2)).all()
+
+
+def test_appending_chunks_equals_one_write(tmp_path):
+    """The same presentations written in chunks of 3 or at once give identical files."""
+    model = tiny_model()
+    images, labels = stimuli()
+    probe = Probe(units=30)
+    placement = place(probe, model, 32)
+    with torch.no_grad():
+        signals = trajectory_signals(model.simulate(images, T, activity=True), placement,
+                                     probe.signals, list(range(T)))
+    ids = [f"s{i}" for i in range(10)]
+    for name, chunk in [("chunks.nc", 3), ("whole.nc", 10)]:
+        with RecordingWriter(tmp_path / name, placement.coords(model.backbone.receptive_fields(), 32),
+                             list(range(T)), probe.signals, 5, list("abcdefghij"),
+                             ["stimulus_id", "label", "split"], {"model": "toy"}) as w:
+            for i in range(0, 10, chunk):
+                w.append({k: v[i:i + chunk] for k, v in signals.items()}, ids[i:i + chunk],
+                         labels[i:i + chunk].numpy(), ["val"] * len(ids[i:i + chunk]))
+    a, b = xr.open_dataset(tmp_path / "chunks.nc"), xr.open_dataset(tmp_path / "whole.nc")
+    xr.testing.assert_identical(a, b)
+    assert a.sizes["presentation"] == 10
+
+
+def test_channel_mean_and_channel_probes(tmp_path):
+    model = tiny_model()
+    images, labels = stimuli(4)
+    write(tmp_path / "m.nc", model, Probe(units="channel-mean", signals=("activity",)), images, labels)
+    ds = open_recording(tmp_path / "m.nc")
+    with torch.no_grad():
+        traj = model.simulate(images, T, activity=True)
+    np.testing.assert_allclose(ds.activity.sel(region="V4").values,
+                               traj.activity["V4"].mean((-2, -1)).permute(1, 2, 0).numpy(), rtol=1e-5)
+    placement = place(Probe(units="channels:1,3"), model, 32)
+    assert set(placement.regions["V2"]["channel"]) == {1, 3}
+    assert len(placement.regions["V2"]["channel"]) == 2 * 64
+
+
+@pytest.mark.parametrize("units, signals, regions, match", [
+    ("electrode", "activity", None, "unknown unit spec"),
+    ("0", "activity", None, "N >= 1"),
+    ("10", "spikes", None, "unknown signal"),
+    ("10", "activity", "V9", "no area V9"),
+    ("channels:99", "activity", None, "channel 99 does not exist"),
+    ("location:3", "activity", None, "location needs X,Y"),
+])
+def test_bad_probes_are_named(units, signals, regions, match):
+    with pytest.raises(ProbeError, match=match):
+        place(Probe.parse(units, signals, regions), tiny_model(), 32)
+
+
+def test_killed_recording_leaves_no_complete_looking_file(tmp_path):
+    """A writer killed half way (SIGKILL) leaves only a .partial temp file, never out.nc."""
+    out = tmp_path / "out.nc"
+    script = textwrap.dedent(f"""
+        import os, signal, torch
+        from gattanet_sim import build_model
+        from gattanet_sim.recording import Probe, RecordingWriter, place, record
+        torch.manual_seed(0)
+        model = build_model("toy", num_classes=10, widths=(4, 6, 8), hidden=12, key_dim=5).eval()
+        placement = place(Probe(units="all"), model, 32)
+        writer = RecordingWriter({str(out)!r}, placement.coords(model.backbone.receptive_fields(), 32),
+                                 [0, 1], Probe().signals, 5, list("abcdefghij"),
+                                 ["stimulus_id", "label", "split"], {{}})
+        def stream():
+            for i in range(10):
+                if i == 3:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                yield torch.rand(4, 3, 32, 32), torch.zeros(4, dtype=torch.long), list("abcd"), {{}}
+        record(model, stream(), writer, placement, 2, [0, 1])
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert proc.returncode == -9
+    assert not out.exists()
+    leftovers = list(tmp_path.iterdir())
+    assert leftovers and all(p.name.endswith(".partial") for p in leftovers)
+    with pytest.raises(IncompleteRecording):
+        open_recording(leftovers[0])
+
+
+def test_error_inside_the_writer_removes_the_temporary_file(tmp_path):
+    model = tiny_model()
+    images, labels = stimuli(4)
+    with pytest.raises(RuntimeError):
+        placement = place(Probe(units=5), model, 32)
+        with RecordingWriter(tmp_path / "x.nc", placement.coords(model.backbone.receptive_fields(), 32),
+                             [0], ("activity",), 5, list("abcdefghij"), ["stimulus_id"], {}) as w:
+            raise RuntimeError("disk on fire")
+    assert list(tmp_path.iterdir()) == [] and w.n == 0
+
+
+def test_record_cli_bad_inputs_are_one_line(checkpoint, tmp_path, capsys):
+    out = tmp_path / "r.nc"
+    assert record_cli.main([str(checkpoint), "--units", "bogus", "--out", str(out)]) == 2
+    assert "unknown unit spec" in capsys.readouterr().err
+    assert record_cli.main([str(checkpoint), "--time-bins", "7", "--out", str(out)]) == 2
+    assert not out.exists()
+    model_free = tmp_path / "nope.pt"
+    assert record_cli.main([str(model_free), "--out", str(out)]) == 1
