@@ -2,14 +2,18 @@
 
 The equations of GAttANet (VanRullen & Alamia 2021), one short function each:
 
-    k_i(x), q_i(x) = W_k^i r_i(x), W_q^i r_i(x)      conv area: 1x1 projection, no bias
-    k_i(c), q_i(c) = r_i(c) K_i[c], r_i(c) Q_i[c]    dense area: the unit's rate times its vector
-    q   = mean_i mean_x q_i(x)                       `global_query`: ONE query, (B, d)
-    a_i(x) = k_i(x) . q                              `agreement`: the agreement map of area i
-    g_i(x) = 1 + alpha_i a_i(x)                      `gain_from_agreement`: sent back to area i
+    k_i(x), q_i(x) = W_k^i r_i(x), W_q^i r_i(x)   `AttentionRegion.project`
+        conv area: 1x1 projection, no bias; dense area: k_i(c) = r_i(c) K_i[c]
+    mean_x q_i(x)                                 `AttentionRegion.mean_query`
+    q = mean_i mean_x q_i(x)                      `global_query`: ONE query, (B, d)
+    a_i(x) = k_i(x) . q                           `AttentionRegion.agreement_map`
+    g_i(x) = 1 + alpha_i a_i(x)                   `gain_from_agreement`: sent back to area i
 
-The region's state between timesteps is an `AttentionState` (the global query and every
-area's keys), carried by the simulator like the hidden state of a recurrent network.
+Keys and queries are linear in the rates, so the region never needs a d-vector at every
+position: the mean query is the projection of the mean rate, and k(x) . q = r(x) . (W_k^T q).
+Same numbers (the tests check them against the literal per-position formulas), several times
+cheaper. The region's state between timesteps is an `AttentionState` (the global query and
+the rates it read), carried by the simulator like the hidden state of a recurrent network.
 """
 
 from __future__ import annotations
@@ -31,18 +35,13 @@ class AttentionState:
     """What the attention region holds after a timestep."""
 
     query: torch.Tensor  # (B, d) the global query
-    keys: dict[str, torch.Tensor]  # area -> (B, P, d), P positions or units
     area_queries: dict[str, torch.Tensor]  # area -> (B, d) the area's mean query
+    rates: dict[str, torch.Tensor]  # area -> its rate as read: the keys are W_k of it
 
 
 def global_query(area_queries: list[torch.Tensor]) -> torch.Tensor:
     """q = mean over areas of the per-area mean query; inputs (B, d) each, output (B, d)."""
     return torch.stack(area_queries).mean(dim=0)
-
-
-def agreement(keys: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
-    """a(x) = k(x) . q for every position or unit: (B, P, d), (B, d) -> (B, P)."""
-    return torch.einsum("bpd,bd->bp", keys, query)
 
 
 def normalise(a: torch.Tensor, how: str) -> torch.Tensor:
@@ -131,24 +130,33 @@ class AttentionRegion(nn.Module):
     def project(self, name: str, weight: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
         """Keys or queries of every position/unit of an area: -> (B, P, d)."""
         if self.kinds[name] == "conv":
-            return torch.einsum("bchw,dc->bhwd", rate, weight).flatten(1, 2)  # (B, HW, d)
+            return (weight @ rate.flatten(2)).transpose(1, 2)  # (d, C) @ (B, C, HW) -> (B, HW, d)
         return rate.unsqueeze(-1) * weight  # (B, N, 1) * (N, d) -> (B, N, d)
+
+    def mean_query(self, name: str, rate: torch.Tensor) -> torch.Tensor:
+        """mean_x q_i(x) = W_q mean_x r_i(x): project the area's mean rate, (B, d)."""
+        if self.kinds[name] == "conv":
+            return rate.mean(dim=(2, 3)) @ self.query[name].T  # (B, C) @ (C, d)
+        return rate @ self.query[name] / rate.shape[1]  # (B, N) @ (N, d), mean over units
 
     def observe(self, rates: dict[str, torch.Tensor | None]) -> AttentionState:
         """Read every active area (None = silent, not yet reached) and pool the global query."""
-        area_queries, keys = {}, {}
-        for name, rate in rates.items():
-            if rate is None:
-                continue
-            area_queries[name] = self.project(name, self.query[name], rate).mean(dim=1)  # (B, d)
-            if name in self.key:
-                keys[name] = self.project(name, self.key[name], rate)  # (B, P, d)
+        read = {name: rate for name, rate in rates.items() if rate is not None}
+        area_queries = {name: self.mean_query(name, rate) for name, rate in read.items()}
         query = global_query(list(area_queries.values()))  # (B, d)
-        return AttentionState(query, keys, area_queries)
+        return AttentionState(query, area_queries, read)
 
-    def agreement_map(self, name: str, keys: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
-        """The (normalised) agreement of an area's keys with the global query, (B, P)."""
-        return normalise(agreement(keys, query), self.normalization)
+    def agreement_map(self, name: str, rate: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+        """a_i(x) = k_i(x) . q of an area whose rate is `rate`, normalised: (B, P).
+
+        Computed as r(x) . (W_k^T q), the same number without a d-vector per position.
+        """
+        if self.kinds[name] == "conv":
+            w = query @ self.key[name]  # (B, d) @ (d, C) -> (B, C)
+            a = (rate * w[:, :, None, None]).sum(dim=1).flatten(1)  # (B, C, H, W) -> (B, HW)
+        else:
+            a = rate * (query @ self.key[name].T)  # (B, N) * ((B, d) @ (d, N)) -> (B, N)
+        return normalise(a, self.normalization)
 
     def gain(self, name: str, a: torch.Tensor) -> torch.Tensor:
         """The gain sent to an area from its agreement map, (B, P) -> (B, P)."""

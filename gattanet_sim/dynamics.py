@@ -152,20 +152,21 @@ class GAttANet(nn.Module):
                 drive = drive + self.noise_std * torch.randn_like(drive)
             gain = None
             if state is not None and name in self.attention.key:
-                keys = self._keys(name, area, drive, state)
-                if keys is not None:
-                    a = self.attention.agreement_map(name, keys, state.query)  # (B, P)
+                a = self._agreement(name, area, drive, state)  # (B, P) or None
+                if a is not None:
                     agreements[name] = a.view(_map_shape(drive))  # (B, H, W) | (B, N)
                     gain = gains[name] = self.attention.gain(name, agreements[name])
             rates[name] = self._activate(area, drive, gain)
             x = rates[name]
         return rates, agreements, gains
 
-    def _keys(self, name: str, area: nn.Module, drive: torch.Tensor, state: AttentionState):
-        """Keys that set this step's gain: of step t-1, or of this step's ungained rate."""
+    def _agreement(self, name: str, area: nn.Module, drive: torch.Tensor, state: AttentionState):
+        """Agreement that sets this step's gain: keys of step t-1, or of this step's ungained rate."""
         if self.attention.keys == "previous":
-            return state.keys.get(name)  # None if the area was silent at t-1
-        return self.attention.project(name, self.attention.key[name], area.activate(drive))
+            rate = state.rates.get(name)  # None if the area was silent at t-1
+        else:
+            rate = area.activate(drive)
+        return None if rate is None else self.attention.agreement_map(name, rate, state.query)
 
     def _activate(self, area: nn.Module, drive: torch.Tensor, gain: torch.Tensor | None):
         """Rate of an area: the gain multiplies the drive ("pre") or the rate ("post")."""

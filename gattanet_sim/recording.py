@@ -179,28 +179,35 @@ def _ints(text: str, what: str) -> list[int]:
 
 
 def read_out(traj: Trajectory, placement: Placement, signal: str, steps: list[int]) -> np.ndarray:
-    """One neuroid signal of a trajectory at the probe's units: (B, neuroid, time_bin)."""
+    """One neuroid signal of a trajectory at the probe's units: (B, neuroid, time_bin).
+
+    Units are gathered before time bins are chosen, so the full activity is never copied.
+    """
     parts = []
+    batch = traj.logits.shape[1]
     for name, r in placement.regions.items():
-        if signal == "activity":
-            source = traj.activity[name][steps]  # (T', B, C, H, W) | (T', B, N)
-        elif name in traj.gain:
-            source = (traj.gain if signal == "gain" else traj.agreement)[name][steps]  # (T', B, H, W) | (T', B, N)
-        else:  # an area that receives no gain: gain 1, agreement 0
-            fill = 1.0 if signal == "gain" else 0.0
-            parts.append(torch.full((traj.logits.shape[1], len(r["channel"]), len(steps)), fill))
-            continue
+        n = len(r["channel"])
         channel, row, col = (torch.as_tensor(r[k]) for k in ("channel", "row", "col"))
-        if r["kind"] == "dense":
-            values = source[..., channel]  # (T', B, n)
-        elif placement.mean_over_space:
-            values = source.mean(dim=(-2, -1))  # (T', B, C) | (T', B)
-            values = values[..., channel] if signal == "activity" else values.unsqueeze(-1).expand(
-                *values.shape, len(channel))
+        if signal != "activity" and name not in traj.gain:  # an area that receives no gain
+            values = torch.full((traj.timesteps, batch, n), 1.0 if signal == "gain" else 0.0)
         elif signal == "activity":
-            values = source[:, :, channel, row, col]  # (T', B, n)
+            source = traj.activity[name]  # (T, B, C, H, W) | (T, B, N)
+            if r["kind"] == "dense":
+                values = source[..., channel]  # (T, B, n)
+            elif placement.mean_over_space:
+                values = source.mean(dim=(-2, -1))[..., channel]  # (T, B, n)
+            else:
+                values = source[:, :, channel, row, col]  # (T, B, n)
         else:
-            values = source[:, :, row, col]  # (T', B, n): the gain at each unit's position
+            source = (traj.gain if signal == "gain" else traj.agreement)[name]  # (T, B, H, W) | (T, B, N)
+            if r["kind"] == "dense":
+                values = source[..., channel]  # (T, B, n)
+            elif placement.mean_over_space:
+                values = source.mean(dim=(-2, -1)).unsqueeze(-1).expand(-1, -1, n)  # (T, B, n)
+            else:
+                values = source[:, :, row, col]  # (T, B, n): the gain at each unit's position
+        if len(steps) != traj.timesteps:
+            values = values[torch.as_tensor(steps)]  # (T', B, n)
         parts.append(values.permute(1, 2, 0).float().cpu())  # (B, n, T')
     return torch.cat(parts, dim=1).numpy()
 
