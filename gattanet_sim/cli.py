@@ -31,10 +31,14 @@ def main_guard(main: Callable[[list[str] | None], int]) -> Callable[[list[str] |
         try:
             return main(argv)
         except (UsageError, ProbeError) as err:
-            print(f"{prog}: error: {err}", file=sys.stderr)
+            print(f"{prog}: error: {one_line(err)}", file=sys.stderr)
             return 2
-        except (DataError, UnsafeFileError, FileNotFoundError, ValueError, KeyError) as err:
-            print(f"{prog}: error: {err}", file=sys.stderr)
+        except (DataError, UnsafeFileError, ValueError, KeyError) as err:
+            print(f"{prog}: error: {one_line(err)}", file=sys.stderr)
+            return 1
+        except OSError as err:  # a missing file, a full disk, a path we may not write
+            where = f": {err.filename}" if err.filename else ""
+            print(f"{prog}: error: {one_line((err.strerror or err))}{one_line(where)}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
             print(f"{prog}: interrupted", file=sys.stderr)
@@ -43,11 +47,16 @@ def main_guard(main: Callable[[list[str] | None], int]) -> Callable[[list[str] |
     return wrapped
 
 
+def one_line(text: object) -> str:
+    """Escape control characters (a user's stray newline too) so a message stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 class Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line: 'prog: error: ... (see --help)'."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see --help)\n")
 
 
 def positive_int(text: str) -> int:

@@ -71,6 +71,8 @@ def presentations(data: ImageSet, dataset: str, split: str, batch_size: int, dev
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     set_threads()
+    if args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a directory; give a .nc file name")
     probe = Probe.parse(args.units, args.signals, args.regions, args.time_bins, args.probe_seed)
     device = pick_device(args.device)
     model, config, path = load_checkpoint(args.checkpoint, device)

@@ -281,10 +281,13 @@ class RecordingWriter:
         self.n += b
 
     def close(self) -> Path:
-        self.nc.setncattr("complete", 1)
-        self.nc.setncattr("presentations", self.n)
-        self.nc.close()
-        os.replace(self.tmp, self.path)
+        try:
+            self.nc.setncattr("complete", 1)
+            self.nc.setncattr("presentations", self.n)
+            self.nc.close()
+            os.replace(self.tmp, self.path)
+        finally:
+            self.tmp.unlink(missing_ok=True)
         return self.path
 
     def abort(self) -> None:

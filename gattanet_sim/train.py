@@ -188,15 +188,15 @@ def main(argv: list[str] | None = None) -> int:
     if saved is not None:
         check_resumable(saved["config"], config)
     summary = train(args, config, train_set, val_set, device, out, saved)
-    if summary is None:
-        return 130
+    if isinstance(summary, int):  # stopped by a signal: the shell's convention, 128 + signal
+        return 128 + summary
     accs = " ".join(f"t{t}={a:.4f}" for t, a in enumerate(summary["val_accuracy"]))
     print(f"best val accuracy (epoch {summary['best_epoch']}): {accs}  -> {out}")
     return 0
 
 
-def train(args, config, train_set, val_set, device, out: Path, saved: dict | None) -> dict | None:
-    """The training loop; returns the summary, or None if stopped by a signal."""
+def train(args, config, train_set, val_set, device, out: Path, saved: dict | None) -> dict | int:
+    """The training loop; returns the summary, or the signal number that stopped it."""
     torch.manual_seed(args.seed)
     image_size = train_set.images.shape[-1]
     options = model_options(args, len(train_set.classes), image_size)
@@ -267,7 +267,7 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
                 save_last(epoch, step, augment_rng)
                 print(f"stopped by signal {stop.signal}: {out / 'last.pt'} saved at epoch {epoch} "
                       f"step {step}; continue with the same arguments plus --resume", file=sys.stderr)
-                return None
+                return stop.signal
         bar.close()
         seconds = time.perf_counter() - started
         val = accuracy_per_timestep(model, val_set, args.timesteps, device=device)

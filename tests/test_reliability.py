@@ -1,0 +1,320 @@
+"""Runs that survive interruption, files never half-written, inputs that cannot hurt.
+
+Real signals (SIGINT, SIGTERM, SIGKILL) are sent to real training processes; a writer is
+killed in the middle of a checkpoint; every CLI gets a battery of bad inputs plus random
+argument strings, and must answer each with one line and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from conftest import write_tree
+from gattanet_sim import evaluate, record, train
+from gattanet_sim.io import atomic_save
+
+TINY = ["--dataset", "stimuli", "--widths", "4,8,8", "--hidden", "16", "--key-dim", "4",
+        "--batch-size", "32", "--quiet", "--timesteps", "2"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def weights(run: Path) -> dict:
+    return torch.load(run / "last.pt", weights_only=True)["model"]
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    wa, wb = weights(a), weights(b)
+    return all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def start(out: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "gattanet_sim.train", *TINY, "--out-dir", str(out),
+                             *extra], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_epochs(out: Path, n: int, proc: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        metrics = out / "metrics.jsonl"
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= n:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError("training made no progress")
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory) -> Path:
+    """The uninterrupted reference run: 4 epochs of 6 steps."""
+    out = tmp_path_factory.mktemp("straight") / "run"
+    proc = start(out, "--epochs", "4", "--train-limit", "192", "--noise-std", "0.05")
+    assert proc.wait(timeout=600) == 0, proc.communicate()
+    return out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_killed_run_resumes_to_the_same_weights(sig, straight, tmp_path):
+    """SIGINT/SIGTERM checkpoint mid-epoch and exit 128+sig; SIGKILL loses only the current
+    epoch. Either way `--resume` ends with exactly the uninterrupted run's weights."""
+    out = tmp_path / "run"
+    args = ["--epochs", "4", "--train-limit", "192", "--noise-std", "0.05"]
+    proc = start(out, *args)
+    wait_for_epochs(out, 1, proc)
+    proc.send_signal(sig)
+    code = proc.wait(timeout=120)
+    if code == 0:
+        pytest.skip("the run finished before the signal arrived")  # a 2-core machine under load
+    assert code == (-9 if sig == signal.SIGKILL else 128 + sig)
+    assert not (out / "summary.json").exists()
+    ckpt = torch.load(out / "last.pt", weights_only=True)
+    assert ckpt["epoch"] >= 1
+    resumed = subprocess.run([sys.executable, "-m", "gattanet_sim.train", *TINY, "--out-dir", str(out),
+                              *args, "--resume"], env=ENV, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stderr
+    assert same_weights(out, straight)
+    rows = lambda p: [{k: v for k, v in json.loads(l).items() if k != "seconds"}  # noqa: E731
+                      for l in (p / "metrics.jsonl").read_text().splitlines()]
+    assert rows(out) == rows(straight)
+
+
+def test_checkpoint_writer_killed_mid_write_leaves_the_old_file(tmp_path):
+    """A process killed while torch.save is half way leaves the previous last.pt intact."""
+    target = tmp_path / "last.pt"
+    atomic_save({"epoch": 1, "w": torch.ones(3)}, target)
+    script = textwrap.dedent(f"""
+        import os, signal, torch
+        from gattanet_sim import io
+        def half_then_die(obj, f):
+            with open(f, "wb") as fh:
+                fh.write(b"PK\\x03\\x04 half a checkpoint")
+                fh.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        io.torch.save = half_then_die
+        io.atomic_save({{"epoch": 2}}, {str(target)!r})
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert proc.returncode == -9
+    assert torch.load(target, weights_only=True)["epoch"] == 1
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "last.pt"]
+    assert leftovers and all(n.startswith(".last.pt.") and n.endswith(".tmp") for n in leftovers)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    real = train.loss_fn
+    calls = {"n": 0}
+
+    def poisoned(model, images, labels, args):
+        calls["n"] += 1
+        loss, logits = real(model, images, labels, args)
+        return (loss * float("nan"), logits) if calls["n"] == 5 else (loss, logits)
+
+    monkeypatch.setattr(train, "loss_fn", poisoned)
+    out = tmp_path / "run"
+    assert train.main([*TINY, "--train-limit", "96", "--epochs", "3", "--out-dir", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "loss became nan at epoch 2 step 2" in err and "Traceback" not in err
+    ckpt = torch.load(out / "last.pt", weights_only=True)
+    assert ckpt["epoch"] == 1 and all(torch.isfinite(v).all() for v in ckpt["model"].values()
+                                      if v.is_floating_point())
+    assert not (out / "summary.json").exists()
+
+
+# --- bad input -------------------------------------------------------------------------
+
+
+def one_line_error(code: int, err: str, expected_code: int | None = None) -> None:
+    assert code != 0
+    if expected_code is not None:
+        assert code == expected_code, err
+    assert "Traceback" not in err
+    shown = [line.split("\r")[-1].strip() for line in err.split("\n")]  # what a terminal shows
+    lines = [l for l in shown if l and not l.startswith("warning:")]
+    assert len(lines) == 1 and "error" in lines[0], err
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "run"
+    assert train.main([*TINY, "--train-limit", "32", "--epochs", "1", "--out-dir", str(out)]) == 0
+    return out
+
+
+def bad_trees(root: Path) -> dict[str, Path]:
+    """A zoo of broken data roots."""
+    trees = {}
+    trees["missing"] = root / "missing"
+    (root / "empty").mkdir()
+    trees["empty"] = root / "empty"
+    (root / "no_images" / "train" / "cat").mkdir(parents=True)
+    trees["no_images"] = root / "no_images"
+    write_tree(root / "corrupt" / "train", per_class=2)
+    (root / "corrupt" / "train" / "cat" / "zz.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    trees["corrupt"] = root / "corrupt"
+    write_tree(root / "text" / "train", per_class=2)
+    (root / "text" / "train" / "dog" / "README.md").write_text("# not an image")
+    trees["text"] = root / "text"
+    write_tree(root / "odd" / "train", per_class=2)
+    Image.fromarray(np.zeros((16, 17, 3), np.uint8)).save(root / "odd" / "train" / "owl" / "z.png")
+    trees["odd"] = root / "odd"
+    write_tree(root / "bad_size" / "train", per_class=2, size=12)  # toy needs a multiple of 8
+    trees["bad_size"] = root / "bad_size"
+    return trees
+
+
+BAD_TRAIN_ARGS = [
+    (["--timesteps", "0"], 2), (["--timesteps", "-3"], 2), (["--timesteps", "two"], 2),
+    (["--key-dim", "0"], 2), (["--model", "resnet9000"], 2), (["--dataset", "mnist"], 2),
+    (["--mode", "loop"], 2), (["--epochs", "0"], 2), (["--batch-size", "0"], 2),
+    (["--lr", "-1"], 2), (["--lr", "nan"], 2), (["--noise-std", "-0.1"], 2),
+    (["--widths", "4,8"], 2), (["--widths", "a,b,c"], 2), (["--label-smoothing", "1.5"], 2),
+    (["--normalization", "l2"], 2), (["--gain-form", "exp"], 2), (["--keys", "future"], 2),
+    (["--device", "tpu"], 2), (["--mode", "cascade", "--timesteps", "4"], 2),
+    (["--image-size", "0"], 2), (["--unknown-flag"], 2),
+]
+
+
+@pytest.mark.parametrize("argv, code", BAD_TRAIN_ARGS)
+def test_train_rejects_bad_arguments(argv, code, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        result = train.main([*TINY, "--out-dir", str(tmp_path / "r"), *argv])
+        raise SystemExit(result)
+    one_line_error(exc.value.code, capsys.readouterr().err, code)
+    assert not (tmp_path / "r" / "last.pt").exists()
+
+
+@pytest.mark.parametrize("tree", ["missing", "empty", "no_images", "corrupt", "text", "odd", "bad_size"])
+def test_train_rejects_bad_data_roots(tree, tmp_path, capsys):
+    root = bad_trees(tmp_path)[tree]
+    code = train.main([*TINY[2:], "--dataset", "folder", "--data-root", str(root), "--val-size", "3",
+                       "--epochs", "1", "--out-dir", str(tmp_path / "r")])
+    one_line_error(code, capsys.readouterr().err)
+
+
+def test_evaluate_and_record_reject_bad_inputs(run_dir, tmp_path, capsys):
+    other = tmp_path / "other.pt"
+    ckpt = torch.load(run_dir / "best.pt", weights_only=True)
+    ckpt["model_config"] = {**ckpt["model_config"], "widths": [8, 8, 8]}  # another model's config
+    torch.save(ckpt, other)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x00not a checkpoint")
+    listy = tmp_path / "list.pt"
+    torch.save([1, 2, 3], listy)
+    cases = [
+        (evaluate.main, [str(tmp_path / "nope")]),
+        (evaluate.main, [str(tmp_path)]),  # a directory with no checkpoint
+        (evaluate.main, [str(other)]),
+        (evaluate.main, [str(junk)]),
+        (evaluate.main, [str(listy)]),
+        (evaluate.main, [str(run_dir), "--dataset", "folder", "--data-root", str(tmp_path / "x")]),
+        (evaluate.main, [str(run_dir), "--dataset", "cifar10", "--data-root", str(tmp_path)]),
+        (evaluate.main, [str(run_dir), "--noise-std", "-1"]),
+        (evaluate.main, [str(run_dir), "--timesteps", "0"]),
+        (record.main, [str(run_dir), "--units", "electrode", "--out", str(tmp_path / "r.nc")]),
+        (record.main, [str(run_dir), "--signals", "spikes", "--out", str(tmp_path / "r.nc")]),
+        (record.main, [str(run_dir), "--regions", "MT", "--out", str(tmp_path / "r.nc")]),
+        (record.main, [str(run_dir), "--time-bins", "9", "--out", str(tmp_path / "r.nc")]),
+        (record.main, [str(run_dir), "--units", "channels:999", "--out", str(tmp_path / "r.nc")]),
+        (record.main, [str(run_dir), "--out", str(tmp_path / "a_directory"), "--limit", "2"]),
+        (record.main, [str(other), "--out", str(tmp_path / "r.nc")]),
+    ]
+    (tmp_path / "a_directory").mkdir()
+    failures = 0
+    for main, argv in cases:
+        try:
+            code = main(argv)
+        except SystemExit as exc:
+            code = exc.code
+        one_line_error(code, capsys.readouterr().err)
+        failures += 1
+    assert failures == len(cases)
+    assert not (tmp_path / "r.nc").exists()
+
+
+def test_recording_missing_a_coordinate_is_refused(tmp_path):
+    import xarray as xr
+
+    from gattanet_sim.recording import open_recording
+
+    ds = xr.Dataset({"activity": (("presentation", "neuroid", "time_bin"), np.zeros((2, 3, 1)))},
+                    coords={"stimulus_id": ("presentation", ["a", "b"]),
+                            "label": ("presentation", [0, 1]),
+                            "region": ("neuroid", ["V1"] * 3)}, attrs={"complete": 1})
+    ds.to_netcdf(tmp_path / "r.nc")
+    with pytest.raises(ValueError, match="lacks coordinate.*neuroid_id"):
+        open_recording(tmp_path / "r.nc")
+
+
+# --- random argument strings ----------------------------------------------------------
+
+FLAGS = ["--timesteps", "--key-dim", "--epochs", "--batch-size", "--lr", "--dataset", "--mode",
+         "--widths", "--noise-std", "--units", "--signals", "--split", "--model", "--val-size",
+         "--train-limit", "--seed", "--device", "--regions", "--time-bins", "--limit"]
+TOKENS = st.one_of(st.sampled_from(FLAGS), st.text(max_size=12),
+                   st.integers(-5, 5).map(str), st.sampled_from(["nan", "inf", "-0", "1e9", ",", ""]))
+
+
+class ReachedTraining(Exception):
+    pass
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(TOKENS, max_size=6))
+def test_random_train_arguments_never_traceback(tmp_path_factory, argv):
+    """Random argument lists either reach the training loop or fail with one line."""
+    import contextlib
+    import io
+
+    tmp = tmp_path_factory.mktemp("fuzz")
+
+    def stop(*_a, **_k):
+        raise ReachedTraining
+
+    err = io.StringIO()
+    original = train.train
+    train.train = stop
+    try:
+        with contextlib.redirect_stderr(err):
+            try:
+                code = train.main([*argv, "--out-dir", str(tmp / "r"), "--dataset", "stimuli"])
+            except SystemExit as exc:
+                code = exc.code
+            except ReachedTraining:
+                return
+    finally:
+        train.train = original
+    if code != 0:  # 0: --help was asked for
+        one_line_error(code, err.getvalue())
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(TOKENS, max_size=6))
+def test_random_record_and_evaluate_arguments_never_traceback(run_dir, tmp_path_factory, argv):
+    import contextlib
+    import io
+
+    out = tmp_path_factory.mktemp("fuzz") / "r.nc"
+    for main, args in ((record.main, [str(run_dir), *argv, "--limit", "3", "--out", str(out)]),
+                       (evaluate.main, [str(run_dir), *argv, "--limit", "3"])):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                code = main(args)
+            except SystemExit as exc:
+                code = exc.code
+        if code != 0:
+            one_line_error(code, err.getvalue())
