@@ -94,7 +94,7 @@ MEMORY_SCRIPT = textwrap.dedent("""
 
 def peak_memory(images: int) -> tuple[int, float, float]:
     """(neuroids, peak RSS in GB, file size in GB) of a child process recording `images`."""
-    with tempfile.TemporaryDirectory(dir=".") as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "big.nc")
         script = MEMORY_SCRIPT.format(root=str(Path(__file__).resolve().parents[1]), path=path,
                                       images=images)

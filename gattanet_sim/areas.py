@@ -37,6 +37,37 @@ class ReceptiveField:
     start: float
 
 
+class StepBatchNorm(nn.Module):
+    """Batch norm with running statistics of its own for each timestep (shared scale and shift).
+
+    In a T-step simulation the activity of step t >= 1 is gain-modulated, so its statistics
+    differ from step 0's. One set of running statistics for all steps is a mixture that fits
+    no step in evaluation mode (recurrent batch normalisation, Cooijmans et al. 2017, keeps
+    them per step). Steps beyond `steps - 1` share the last set.
+    """
+
+    def __init__(self, features: int, steps: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.steps, self.momentum, self.eps = steps, momentum, eps
+        self.weight = nn.Parameter(torch.ones(features))
+        self.bias = nn.Parameter(torch.zeros(features))
+        self.register_buffer("running_mean", torch.zeros(steps, features))
+        self.register_buffer("running_var", torch.ones(steps, features))
+
+    def forward(self, x: torch.Tensor, t: int = 0) -> torch.Tensor:
+        s = min(t, self.steps - 1)
+        return F.batch_norm(x, self.running_mean[s], self.running_var[s], self.weight, self.bias,
+                            self.training, self.momentum, self.eps)  # updates row s in place
+
+
+def _norm(features: int, batch_norm: bool, norm_steps: int, dims: int) -> nn.Module:
+    if not batch_norm:
+        return nn.Identity()
+    if norm_steps > 1:
+        return StepBatchNorm(features, norm_steps)
+    return nn.BatchNorm2d(features) if dims == 2 else nn.BatchNorm1d(features)
+
+
 class ConvArea(nn.Module):
     """3x3 conv, batch norm, 2x2 max-pool, ReLU.
 
@@ -47,15 +78,18 @@ class ConvArea(nn.Module):
 
     kind = "conv"
 
-    def __init__(self, in_channels: int, out_channels: int, batch_norm: bool = True) -> None:
+    def __init__(self, in_channels: int, out_channels: int, batch_norm: bool = True,
+                 norm_steps: int = 1) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=not batch_norm)
-        self.norm = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
+        self.norm = _norm(out_channels, batch_norm, norm_steps, dims=2)
         self.pool = nn.MaxPool2d(2)
         self.units = out_channels
 
-    def drive(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.norm(self.conv(x)))  # (B, C, H/2, W/2)
+    def drive(self, x: torch.Tensor, t: int = 0) -> torch.Tensor:
+        x = self.conv(x)  # (B, C, H, W)
+        x = self.norm(x, t) if isinstance(self.norm, StepBatchNorm) else self.norm(x)
+        return self.pool(x)  # (B, C, H/2, W/2)
 
     def activate(self, drive: torch.Tensor) -> torch.Tensor:
         return F.relu(drive)
@@ -67,16 +101,18 @@ class DenseArea(nn.Module):
     kind = "dense"
 
     def __init__(
-        self, in_features: int, out_features: int, batch_norm: bool = False, readout: bool = False
+        self, in_features: int, out_features: int, batch_norm: bool = False, readout: bool = False,
+        norm_steps: int = 1,
     ) -> None:
         super().__init__()
         self.linear = nn.Linear(in_features, out_features)
-        self.norm = nn.BatchNorm1d(out_features) if batch_norm else nn.Identity()
+        self.norm = _norm(out_features, batch_norm, norm_steps, dims=1)
         self.readout = readout
         self.units = out_features
 
-    def drive(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.linear(x.flatten(1)))  # (B, N)
+    def drive(self, x: torch.Tensor, t: int = 0) -> torch.Tensor:
+        x = self.linear(x.flatten(1))  # (B, N)
+        return self.norm(x, t) if isinstance(self.norm, StepBatchNorm) else self.norm(x)
 
     def activate(self, drive: torch.Tensor) -> torch.Tensor:
         return drive if self.readout else F.relu(drive)
@@ -134,21 +170,25 @@ def toy_backbone(
     batch_norm: bool = True,
     in_channels: int = 3,
     image_size: int = 32,
+    norm_steps: int = 1,
 ) -> Backbone:
     """The paper's 5-layer toy model: three conv areas and two dense areas.
 
     Named like the ventral stream: V1, V2, V4 (conv), IT (hidden dense), readout (classes).
+    `norm_steps` > 1 gives the first `norm_steps` timesteps batch-norm statistics of their own.
     """
+    if norm_steps < 1:
+        raise ValueError(f"norm_steps must be at least 1, got {norm_steps}")
     if image_size % 8:
         raise ValueError(f"image_size must be a multiple of 8, got {image_size}")
     c1, c2, c3 = widths
     side = image_size // 8
     mean, std = (CIFAR_MEAN, CIFAR_STD) if in_channels == 3 else ((0.5,) * in_channels, (0.25,) * in_channels)
     areas = {
-        "V1": ConvArea(in_channels, c1, batch_norm),
-        "V2": ConvArea(c1, c2, batch_norm),
-        "V4": ConvArea(c2, c3, batch_norm),
-        "IT": DenseArea(c3 * side * side, hidden, batch_norm),
+        "V1": ConvArea(in_channels, c1, batch_norm, norm_steps),
+        "V2": ConvArea(c1, c2, batch_norm, norm_steps),
+        "V4": ConvArea(c2, c3, batch_norm, norm_steps),
+        "IT": DenseArea(c3 * side * side, hidden, batch_norm, norm_steps=norm_steps),
         "readout": DenseArea(hidden, num_classes, readout=True),
     }
     return Backbone(areas, image_size, mean, std)

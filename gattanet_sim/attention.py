@@ -153,7 +153,7 @@ class AttentionRegion(nn.Module):
         """
         if self.kinds[name] == "conv":
             w = query @ self.key[name]  # (B, d) @ (d, C) -> (B, C)
-            a = (rate * w[:, :, None, None]).sum(dim=1).flatten(1)  # (B, C, H, W) -> (B, HW)
+            a = (w.unsqueeze(1) @ rate.flatten(2)).squeeze(1)  # (B, 1, C) @ (B, C, HW) -> (B, HW)
         else:
             a = rate * (query @ self.key[name].T)  # (B, N) * ((B, d) @ (d, N)) -> (B, N)
         return normalise(a, self.normalization)

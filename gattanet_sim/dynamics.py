@@ -121,7 +121,7 @@ class GAttANet(nn.Module):
                 if trajectory is not None:
                     self._observe_step(trajectory, rates, None, {}, {})
                 continue
-            rates, agreements, gains = self._step(retina, rates, state)
+            rates, agreements, gains = self._step(retina, rates, state, t)
             last = t == timesteps - 1
             if self.attention is not None and (trajectory is not None or not last):
                 state = self.attention.observe(rates)
@@ -137,6 +137,7 @@ class GAttANet(nn.Module):
         retina: torch.Tensor,
         previous: dict[str, torch.Tensor | None],
         state: AttentionState | None,
+        t: int = 0,
     ) -> tuple[dict, dict, dict]:
         """One timestep through every area; returns the new rates, agreements and gains."""
         rates, agreements, gains = {}, {}, {}
@@ -147,7 +148,7 @@ class GAttANet(nn.Module):
                 if x is None:
                     rates[name] = None
                     continue
-            drive = area.drive(x)  # (B, C, H, W) | (B, N)
+            drive = area.drive(x, t)  # (B, C, H, W) | (B, N)
             if self.noise_std > 0:
                 drive = drive + self.noise_std * torch.randn_like(drive)
             gain = None

@@ -31,6 +31,7 @@ def toy(
     widths: tuple[int, int, int] = (64, 128, 256),
     hidden: int = 256,
     batch_norm: bool = True,
+    norm_steps: int = 1,
     in_channels: int = 3,
     image_size: int = 32,
     mode: str = "sweep",
@@ -45,6 +46,7 @@ def toy(
         key_dim: d of keys and queries (16 in the paper).
         widths: channels of V1, V2, V4. hidden: units of IT.
         batch_norm: batch norm after every conv (and in IT).
+        norm_steps: timesteps with batch-norm statistics of their own (1: shared by all).
         mode: "sweep" or "cascade" (see `gattanet_sim.dynamics`).
         noise_std: Gaussian noise on every unit's drive, every timestep.
         attention_options: the paper's open details, see `AttentionRegion`.
@@ -52,7 +54,8 @@ def toy(
     unknown = set(attention_options) - set(ATTENTION_OPTIONS)
     if unknown:
         raise ValueError(f"unknown model option(s): {', '.join(sorted(unknown))}")
-    backbone = toy_backbone(num_classes, tuple(widths), hidden, batch_norm, in_channels, image_size)
+    backbone = toy_backbone(num_classes, tuple(widths), hidden, batch_norm, in_channels, image_size,
+                            norm_steps)
     return _assemble(backbone, attention, key_dim, mode, noise_std, attention_options)
 
 

@@ -58,6 +58,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     m.add_argument("--widths", type=int_list, default=(64, 128, 256), help="V1,V2,V4 channels")
     m.add_argument("--hidden", type=positive_int, default=256, help="IT units")
     m.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=True)
+    m.add_argument("--norm-steps", type=positive_int, default=1,
+                   help="timesteps with batch-norm statistics of their own (1: shared)")
     m.add_argument("--normalization", choices=NORMALISATIONS, default="none")
     m.add_argument("--gain-form", choices=GAIN_FORMS, default="linear")
     m.add_argument("--readout-gain", action=argparse.BooleanOptionalAction, default=True)
@@ -99,6 +101,7 @@ def model_options(args: argparse.Namespace, num_classes: int, image_size: int) -
     """The build_model keyword arguments of a run (JSON-safe: saved in every checkpoint)."""
     options = {"num_classes": num_classes, "attention": args.attention, "key_dim": args.key_dim,
                "widths": list(args.widths), "hidden": args.hidden, "batch_norm": args.batch_norm,
+               "norm_steps": args.norm_steps,
                "image_size": image_size, "mode": args.mode, "noise_std": args.noise_std}
     if args.attention:
         options.update(normalization=args.normalization, gain_form=args.gain_form,

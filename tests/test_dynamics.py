@@ -281,3 +281,41 @@ def test_bad_options_raise(options):
 def test_unknown_model_name_raises():
     with pytest.raises(ValueError):
         build_model("resnet9000", num_classes=3)
+
+
+# --------------------------------------------------------------- per-timestep batch norm
+def _train_steps(model, steps=3, timesteps=2):
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    model.train()
+    for _ in range(steps):
+        x = torch.rand(8, 3, 16, 16)
+        loss = torch.nn.functional.cross_entropy(model(x, timesteps=timesteps), torch.arange(8) % 3)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+def test_step_batch_norm_keeps_statistics_per_timestep():
+    """norm_steps=2: step 1's running statistics are its own, so with gains acting they differ
+    from step 0's; at alpha = 0 both see the same activity and stay identical."""
+    torch.manual_seed(0)
+    model = build_model("toy", num_classes=3, widths=(4, 6, 8), hidden=5, key_dim=3,
+                        image_size=16, norm_steps=2, alpha_init=0.5)
+    _train_steps(model)
+    stats = model.backbone.areas["V2"].norm.running_mean
+    assert stats.shape == (2, 6) and not torch.allclose(stats[0], stats[1])
+    torch.manual_seed(0)
+    still = build_model("toy", num_classes=3, widths=(4, 6, 8), hidden=5, key_dim=3,
+                        image_size=16, norm_steps=2)
+    for p in still.attention.parameters():
+        p.requires_grad_(False)  # alphas stay at 0: the gain never acts
+    _train_steps(still)
+    for area in ("V1", "V2", "V4", "IT"):
+        norm = still.backbone.areas[area].norm
+        assert torch.equal(norm.running_mean[0], norm.running_mean[1]), area
+    x = torch.rand(4, 3, 16, 16)
+    with torch.no_grad():
+        traj = still.simulate(x, timesteps=3)
+        assert torch.equal(traj.logits[0], traj.logits[2])
+        assert torch.equal(traj.logits[0], still.backbone(x))

@@ -1,0 +1,148 @@
+"""Resumable sweep: toy model on CIFAR-10, configurations x seeds, paired against the baseline.
+
+    python benchmarks/reproduce_toy_cifar10.py --data-root ../shared/datasets \\
+        [--configs baseline,paper] [--seeds 0,1,2] [--epochs 10] [--table-only]
+
+Every run trains with `python -m gattanet_sim.train` into runs/toy_cifar10/<config>-s<seed>
+(kept; an interrupted run resumes with --resume), selects its model on the validation split
+only, and adds a line to results/toy_cifar10_runs.jsonl (command, seed, accuracy at every
+timestep, epochs, seconds, commit). The tables results/toy_cifar10_ablation.{csv,md} give, per
+configuration, the mean +- sd over seeds of the validation accuracy at the last timestep and
+the paired difference to the baseline of the same seed with its 95% CI (t distribution).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from scipy import stats
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ROOT / "runs" / "toy_cifar10"
+LEDGER = ROOT / "results" / "toy_cifar10_runs.jsonl"
+RECIPE = ["--model", "toy", "--dataset", "cifar10", "--widths", "32,64,128", "--val-size", "5000",
+          "--quiet"]
+
+# name -> extra train arguments. One factor at a time from the paper's literal reading.
+CONFIGS: dict[str, list[str]] = {
+    "baseline": ["--no-attention", "--timesteps", "1"],
+    "paper": ["--timesteps", "2"],
+    "paper-T4": ["--timesteps", "4"],
+    "standardize": ["--timesteps", "2", "--normalization", "standardize"],
+    "softmax": ["--timesteps", "2", "--normalization", "softmax"],
+    "positive-gain": ["--timesteps", "2", "--gain-form", "positive"],
+    "no-readout-gain": ["--timesteps", "2", "--no-readout-gain"],
+    "current-keys": ["--timesteps", "2", "--keys", "current"],
+    "loss-all-steps": ["--timesteps", "2", "--loss-all-steps"],
+    "alpha-lr-0.01": ["--timesteps", "2", "--alpha-lr", "0.01"],
+    "key-dim-8": ["--timesteps", "2", "--key-dim", "8"],
+    "key-dim-32": ["--timesteps", "2", "--key-dim", "32"],
+    "baseline-no-bn": ["--no-attention", "--timesteps", "1", "--no-batch-norm"],
+    "paper-no-bn": ["--timesteps", "2", "--no-batch-norm"],
+}
+
+
+def command(config: str, seed: int, epochs: int, data_root: str) -> list[str]:
+    out = RUNS / f"{config}-s{seed}"
+    return [sys.executable, "-m", "gattanet_sim.train", *RECIPE, "--data-root", data_root,
+            "--epochs", str(epochs), "--seed", str(seed), "--out-dir", str(out), *CONFIGS[config]]
+
+
+def ledger() -> list[dict]:
+    if not LEDGER.exists():
+        return []
+    return [json.loads(line) for line in LEDGER.read_text().splitlines() if line.strip()]
+
+
+def run(config: str, seed: int, epochs: int, data_root: str) -> dict:
+    """Train (or resume) one run and return its ledger row."""
+    cmd = command(config, seed, epochs, data_root)
+    out = Path(cmd[cmd.index("--out-dir") + 1])
+    if not (out / "summary.json").exists():
+        resume = ["--resume"] if (out / "last.pt").exists() else []
+        print("$", shlex.join(cmd[2:] + resume), flush=True)
+        subprocess.run(cmd + resume, check=True, cwd=ROOT)
+    summary = json.loads((out / "summary.json").read_text())
+    shown = ["python", *cmd[1:]]
+    return {"config": config, "seed": seed, "epochs": epochs, "val_accuracy": summary["val_accuracy"],
+            "best_epoch": summary["best_epoch"], "seconds_per_epoch": summary["seconds_per_epoch"],
+            "parameters": summary["parameters"], "git_commit": summary["git_commit"],
+            "command": shlex.join(shown).replace(str(ROOT) + "/", "")}
+
+
+def table(rows: list[dict]) -> list[dict]:
+    """Per configuration: mean +- sd, and the paired difference to the same-seed baseline."""
+    by = {}
+    for r in rows:
+        by.setdefault((r["config"], r["epochs"]), {})[r["seed"]] = r["val_accuracy"][-1]
+    out = []
+    for (config, epochs), accs in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0] != "baseline", kv[0][0])):
+        base = by.get(("baseline", epochs), {})
+        diffs = [accs[s] - base[s] for s in accs if s in base]
+        values = list(accs.values())
+        row = {"config": config, "epochs": epochs, "seeds": len(values),
+               "mean": statistics.mean(values), "sd": statistics.stdev(values) if len(values) > 1 else float("nan"),
+               "paired_n": len(diffs), "diff": statistics.mean(diffs) if diffs else float("nan"),
+               "ci_low": float("nan"), "ci_high": float("nan")}
+        if len(diffs) > 1 and config != "baseline":
+            half = stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5
+            row["ci_low"], row["ci_high"] = row["diff"] - half, row["diff"] + half
+        out.append(row)
+    return out
+
+
+def write_tables(rows: list[dict]) -> None:
+    from gattanet_sim.io import atomic_path
+
+    results = table(rows)
+    cols = list(results[0]) if results else []
+    with atomic_path(LEDGER.with_name("toy_cifar10_ablation.csv")) as tmp:
+        tmp.write_text("\n".join([",".join(cols)] + [",".join(f"{r[c]:.4f}" if isinstance(r[c], float)
+                                                               else str(r[c]) for c in cols) for r in results]) + "\n")
+    lines = ["| configuration | epochs | seeds | val accuracy (mean ± sd) | paired diff to baseline [95% CI] |",
+             "| --- | --- | --- | --- | --- |"]
+    pct = lambda v: "—" if v != v else f"{100 * v:+.2f}"  # noqa: E731
+    for r in results:
+        sd = "" if r["sd"] != r["sd"] else f" ± {100 * r['sd']:.2f}"
+        ci = "" if r["ci_low"] != r["ci_low"] else f" [{pct(r['ci_low'])}, {pct(r['ci_high'])}]"
+        diff = "—" if r["config"] == "baseline" else f"{pct(r['diff'])}{ci} (n={r['paired_n']})"
+        lines.append(f"| {r['config']} | {r['epochs']} | {r['seeds']} | {100 * r['mean']:.2f}{sd} | {diff} |")
+    with atomic_path(LEDGER.with_name("toy_cifar10_ablation.md")) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", default="data")
+    p.add_argument("--configs", default="baseline,paper")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--table-only", action="store_true")
+    args = p.parse_args()
+    configs = args.configs.split(",")
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown:
+        p.error(f"unknown configuration(s) {', '.join(unknown)}; known: {', '.join(CONFIGS)}")
+    rows = ledger()
+    if not args.table_only:
+        for seed in (int(s) for s in args.seeds.split(",")):
+            for config in configs:
+                if any(r["config"] == config and r["seed"] == seed and r["epochs"] == args.epochs for r in rows):
+                    continue
+                row = run(config, seed, args.epochs, args.data_root)
+                rows.append(row)
+                with LEDGER.open("a") as f:  # one line per finished run: appends are whole lines
+                    f.write(json.dumps(row) + "\n")
+                write_tables(rows)
+    write_tables(rows)
+
+
+if __name__ == "__main__":
+    main()
