@@ -23,6 +23,8 @@ from pathlib import Path
 
 from scipy import stats
 
+from gattanet_sim.io import atomic_path
+
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs" / "toy_cifar10"
 LEDGER = ROOT / "results" / "toy_cifar10_runs.jsonl"
@@ -34,6 +36,8 @@ CONFIGS: dict[str, list[str]] = {
     "baseline": ["--no-attention", "--timesteps", "1"],
     "paper": ["--timesteps", "2"],
     "paper-T4": ["--timesteps", "4"],
+    "norm-steps": ["--timesteps", "2", "--norm-steps", "2"],
+    "norm-steps-T4": ["--timesteps", "4", "--norm-steps", "4"],
     "standardize": ["--timesteps", "2", "--normalization", "standardize"],
     "softmax": ["--timesteps", "2", "--normalization", "softmax"],
     "positive-gain": ["--timesteps", "2", "--gain-form", "positive"],
@@ -98,8 +102,6 @@ def table(rows: list[dict]) -> list[dict]:
 
 
 def write_tables(rows: list[dict]) -> None:
-    from gattanet_sim.io import atomic_path
-
     results = table(rows)
     cols = list(results[0]) if results else []
     with atomic_path(LEDGER.with_name("toy_cifar10_ablation.csv")) as tmp:
@@ -138,8 +140,8 @@ def main() -> None:
                     continue
                 row = run(config, seed, args.epochs, args.data_root)
                 rows.append(row)
-                with LEDGER.open("a") as f:  # one line per finished run: appends are whole lines
-                    f.write(json.dumps(row) + "\n")
+                with atomic_path(LEDGER) as tmp:  # the whole ledger, renamed into place
+                    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
                 write_tables(rows)
     write_tables(rows)
 

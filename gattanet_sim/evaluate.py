@@ -22,7 +22,7 @@ from gattanet_sim.cli import (
 )
 from gattanet_sim.data import ImageSet, batches
 from gattanet_sim.dynamics import GAttANet
-from gattanet_sim.io import safe_load, write_json
+from gattanet_sim.io import package_versions, safe_load, write_json
 from gattanet_sim.models import from_config
 
 
@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     result = accuracy_per_timestep(model, data, timesteps, args.batch_size, device,
                                    args.noise_std, args.seed, progress=True)
     result.update({"checkpoint": str(path), "dataset": dataset, "split": args.split,
-                   "noise_std": args.noise_std, "timesteps": timesteps, "seed": args.seed})
+                   "noise_std": args.noise_std, "timesteps": timesteps, "seed": args.seed,
+                   "training_seed": config.get("seed"), "versions": package_versions()})
     out = args.out or path.parent / f"eval-{args.split}-noise{args.noise_std:g}.json"
     write_json(result, out)
     accs = " ".join(f"t{t}={a:.4f}" for t, a in enumerate(result["accuracy"]))

@@ -233,9 +233,11 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
     counts = {"backbone": sum(p.numel() for p in model.backbone.parameters()),
               "attention": sum(p.numel() for p in model.attention.parameters()) if model.attention else 0}
 
+    versions = package_versions()
+
     def checkpoint(path: Path, **extra) -> None:
         atomic_save({"model": model.state_dict(), "model_config": model.config, "config": config,
-                     **extra}, path)
+                     "versions": versions, **extra}, path)
 
     def save_last(epoch_: int, step_: int, rng) -> None:
         checkpoint(out / "last.pt", optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
@@ -296,7 +298,7 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
         "train_images": len(train_set), "parameters": counts,
         "seconds_per_epoch": sum(r["seconds"] for r in history) / len(history),
         "epochs": args.epochs, "device": str(device), "seed": args.seed, "config": config,
-        "versions": package_versions(), "git_commit": git_commit(),
+        "versions": versions, "git_commit": git_commit(),
     }
     write_json(summary, out / "summary.json")
     return summary
