@@ -125,6 +125,26 @@ def load_data(dataset: str, split: str, root: Path | None, val_size: int,
         return load_split("stimuli", split, root, val_size, image_size), "stimuli"
 
 
+def run_data(args: argparse.Namespace, config: dict) -> tuple[ImageSet, str]:
+    """The split a trained run is evaluated or recorded on: the run's own dataset, root and
+    validation size unless the arguments override them; `--limit` keeps the first N."""
+    root = args.data_root or (Path(config["data_root"]) if config.get("data_root") else None)
+    val_size = args.val_size if args.val_size is not None else config.get("val_size", 5000)
+    data, dataset = load_data(args.dataset or config.get("dataset", "cifar10"), args.split, root,
+                              val_size, args.image_size or config.get("image_size"), fallback=False)
+    if args.limit:
+        data = data.subset(torch.arange(min(args.limit, len(data))))
+    return data, dataset
+
+
+def run_timesteps(args: argparse.Namespace, config: dict, model) -> int:
+    """`--timesteps`, else the run's; enough for the input to reach the read-out."""
+    timesteps = args.timesteps or config.get("timesteps", 2)
+    if timesteps < model.arrival_steps:
+        raise UsageError(f"{model.mode} mode needs --timesteps >= {model.arrival_steps}")
+    return timesteps
+
+
 def set_threads() -> None:
     """Respect OMP_NUM_THREADS if set; otherwise torch's own default."""
     if "OMP_NUM_THREADS" in os.environ:

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from gattanet_sim.cli import (
-    Parser, UsageError, add_data_arguments, load_data, main_guard, non_negative_float, pick_device,
-    positive_int, set_threads,
+    Parser, add_data_arguments, main_guard, non_negative_float, pick_device, positive_int,
+    run_data, run_timesteps, set_threads,
 )
 from gattanet_sim.data import ImageSet, batches
 from gattanet_sim.dynamics import GAttANet
@@ -102,16 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     set_threads()
     device = pick_device(args.device)
     model, config, path = load_checkpoint(args.checkpoint, device)
-    dataset = args.dataset or config.get("dataset", "cifar10")
-    root = args.data_root or (Path(config["data_root"]) if config.get("data_root") else None)
-    val_size = args.val_size if args.val_size is not None else config.get("val_size", 5000)
-    timesteps = args.timesteps or config.get("timesteps", 2)
-    if timesteps < model.arrival_steps:
-        raise UsageError(f"{model.mode} mode needs --timesteps >= {model.arrival_steps}")
-    data, dataset = load_data(dataset, args.split, root, val_size,
-                              args.image_size or config.get("image_size"), fallback=False)
-    if args.limit:
-        data = data.subset(torch.arange(min(args.limit, len(data))))
+    timesteps = run_timesteps(args, config, model)
+    data, dataset = run_data(args, config)
     result = accuracy_per_timestep(model, data, timesteps, args.batch_size, device,
                                    args.noise_std, args.seed, progress=True)
     result.update({"checkpoint": str(path), "dataset": dataset, "split": args.split,

@@ -20,8 +20,8 @@ import torch
 from tqdm import tqdm
 
 from gattanet_sim.cli import (
-    Parser, UsageError, add_data_arguments, load_data, main_guard, non_negative_float, pick_device,
-    positive_int, set_threads,
+    Parser, UsageError, add_data_arguments, main_guard, non_negative_float, pick_device,
+    positive_int, run_data, run_timesteps, set_threads,
 )
 from gattanet_sim.data import ImageSet, batches
 from gattanet_sim.evaluate import load_checkpoint
@@ -76,19 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     probe = Probe.parse(args.units, args.signals, args.regions, args.time_bins, args.probe_seed)
     device = pick_device(args.device)
     model, config, path = load_checkpoint(args.checkpoint, device)
-    timesteps = args.timesteps or config.get("timesteps", 2)
-    if timesteps < model.arrival_steps:
-        raise UsageError(f"{model.mode} mode needs --timesteps >= {model.arrival_steps}")
+    timesteps = run_timesteps(args, config, model)
     steps = probe.timesteps or list(range(timesteps))
     if steps[-1] >= timesteps or steps[0] < 0:
         raise UsageError(f"--time-bins must lie in 0..{timesteps - 1}")
-    dataset = args.dataset or config.get("dataset", "cifar10")
-    root = args.data_root or (Path(config["data_root"]) if config.get("data_root") else None)
-    val_size = args.val_size if args.val_size is not None else config.get("val_size", 5000)
-    data, dataset = load_data(dataset, args.split, root, val_size,
-                              args.image_size or config.get("image_size"), fallback=False)
-    if args.limit:
-        data = data.subset(torch.arange(min(args.limit, len(data))))
+    data, dataset = run_data(args, config)
     image_size = data.images.shape[-1]
     placement = place(probe, model, image_size)
     neuroids = placement.coords(model.backbone.receptive_fields(), image_size)

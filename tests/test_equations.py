@@ -13,7 +13,6 @@ functions of `gattanet_sim.attention`:
 
 from __future__ import annotations
 
-import pytest
 import torch
 import torch.nn.functional as F
 
