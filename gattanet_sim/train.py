@@ -149,7 +149,7 @@ class StopFlag:
 
 def default_out_dir(args: argparse.Namespace) -> Path:
     kind = "attn" if args.attention else "base"
-    return Path("runs") / f"{args.model}-{args.dataset or 'cifar10'}-{kind}-T{args.timesteps}-s{args.seed}"
+    return Path("runs") / f"{args.model}-{args.dataset}-{kind}-T{args.timesteps}-s{args.seed}"
 
 
 def run_config(args: argparse.Namespace) -> dict:
@@ -175,15 +175,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     set_threads()
     device = pick_device(args.device)
-    out = args.out_dir or default_out_dir(args)
-    if (out / "last.pt").exists() and not args.resume:
-        raise UsageError(f"{out} already holds a run: pass --resume to continue it, or another --out-dir")
+    if args.out_dir and (args.out_dir / "last.pt").exists() and not args.resume:
+        raise UsageError(f"{args.out_dir} already holds a run: pass --resume to continue it, "
+                         "or another --out-dir")
     fallback = args.dataset is None
     dataset = args.dataset or "cifar10"
     val_size = 5000 if args.val_size is None else args.val_size
     train_set, dataset = load_data(dataset, "train", args.data_root, val_size, args.image_size, fallback)
     val_set, _ = load_data(dataset, "val", args.data_root, val_size, args.image_size, False)
     args.dataset, args.val_size = dataset, val_size
+    out = args.out_dir or default_out_dir(args)
+    if (out / "last.pt").exists() and not args.resume:
+        raise UsageError(f"{out} already holds a run: pass --resume to continue it, or another --out-dir")
     if args.train_limit:
         train_set = train_set.subset(torch.arange(min(args.train_limit, len(train_set))))
     config = run_config(args)
