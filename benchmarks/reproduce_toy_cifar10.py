@@ -14,6 +14,7 @@ the paired difference to the baseline of the same seed with its 95% CI (t distri
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import shlex
 import statistics
@@ -31,25 +32,39 @@ LEDGER = ROOT / "results" / "toy_cifar10_runs.jsonl"
 RECIPE = ["--model", "toy", "--dataset", "cifar10", "--widths", "32,64,128", "--val-size", "5000",
           "--quiet"]
 
-# name -> extra train arguments. One factor at a time from the paper's literal reading.
+# name -> extra train arguments. "paper" is the literal reading; "norm-steps" is the recipe that
+# became the default of the toy model (batch-norm statistics of their own for the unattended
+# first sweep), spelled out so that its meaning never depends on the defaults. The other
+# attention configurations change one factor of that recipe at a time.
+RECIPE_T2 = ["--timesteps", "2", "--norm-steps", "2"]
 CONFIGS: dict[str, list[str]] = {
     "baseline": ["--no-attention", "--timesteps", "1"],
-    "paper": ["--timesteps", "2"],
-    "paper-T4": ["--timesteps", "4"],
-    "norm-steps": ["--timesteps", "2", "--norm-steps", "2"],
-    "norm-steps-T4": ["--timesteps", "4", "--norm-steps", "4"],
-    "standardize": ["--timesteps", "2", "--normalization", "standardize"],
-    "softmax": ["--timesteps", "2", "--normalization", "softmax"],
-    "positive-gain": ["--timesteps", "2", "--gain-form", "positive"],
-    "no-readout-gain": ["--timesteps", "2", "--no-readout-gain"],
-    "current-keys": ["--timesteps", "2", "--keys", "current"],
-    "loss-all-steps": ["--timesteps", "2", "--loss-all-steps"],
-    "alpha-lr-0.01": ["--timesteps", "2", "--alpha-lr", "0.01"],
-    "key-dim-8": ["--timesteps", "2", "--key-dim", "8"],
-    "key-dim-32": ["--timesteps", "2", "--key-dim", "32"],
+    "paper": ["--timesteps", "2", "--preset", "paper"],
+    "paper-T4": ["--timesteps", "4", "--preset", "paper"],
+    "norm-steps": RECIPE_T2,
+    "norm-steps-T4": ["--timesteps", "4", "--norm-steps", "2"],
+    "norm-steps-4-T4": ["--timesteps", "4", "--norm-steps", "4"],
+    "standardize": RECIPE_T2 + ["--normalization", "standardize"],
+    "softmax": RECIPE_T2 + ["--normalization", "softmax"],
+    "positive-gain": RECIPE_T2 + ["--gain-form", "positive"],
+    "bounded-gain": RECIPE_T2 + ["--gain-form", "bounded"],
+    "no-readout-gain": RECIPE_T2 + ["--no-readout-gain"],
+    "current-keys": RECIPE_T2 + ["--keys", "current"],
+    "loss-all-steps": RECIPE_T2 + ["--loss-all-steps"],
+    "alpha-lr-0.01": RECIPE_T2 + ["--alpha-lr", "0.01"],
+    "key-dim-8": RECIPE_T2 + ["--key-dim", "8"],
+    "key-dim-32": RECIPE_T2 + ["--key-dim", "32"],
+    "baseline-adam": ["--no-attention", "--timesteps", "1", "--optimizer", "adam", "--lr", "0.003"],
+    "adam": RECIPE_T2 + ["--optimizer", "adam", "--lr", "0.003"],
     "baseline-no-bn": ["--no-attention", "--timesteps", "1", "--no-batch-norm"],
-    "paper-no-bn": ["--timesteps", "2", "--no-batch-norm"],
+    "paper-no-bn": ["--timesteps", "2", "--preset", "paper", "--no-batch-norm"],
 }
+# The baseline a configuration is paired with: the plain backbone trained the same way.
+BASELINE_OF = {"adam": "baseline-adam", "paper-no-bn": "baseline-no-bn"}
+
+
+def baseline_of(config: str) -> str:
+    return config if config.startswith("baseline") else BASELINE_OF.get(config, "baseline")
 
 
 def command(config: str, seed: int, epochs: int, data_root: str) -> list[str]:
@@ -62,6 +77,17 @@ def ledger() -> list[dict]:
     if not LEDGER.exists():
         return []
     return [json.loads(line) for line in LEDGER.read_text().splitlines() if line.strip()]
+
+
+def append(row: dict) -> list[dict]:
+    """Add a row to the ledger; re-read under a lock so that runners in parallel keep each other's rows."""
+    with open(LEDGER.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = ledger() + [row]
+        with atomic_path(LEDGER) as tmp:  # the whole ledger, renamed into place
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        write_tables(rows)
+    return rows
 
 
 def run(config: str, seed: int, epochs: int, data_root: str) -> dict:
@@ -87,14 +113,14 @@ def table(rows: list[dict]) -> list[dict]:
         by.setdefault((r["config"], r["epochs"]), {})[r["seed"]] = r["val_accuracy"][-1]
     out = []
     for (config, epochs), accs in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0] != "baseline", kv[0][0])):
-        base = by.get(("baseline", epochs), {})
+        base = by.get((baseline_of(config), epochs), {})
         diffs = [accs[s] - base[s] for s in accs if s in base]
         values = list(accs.values())
-        row = {"config": config, "epochs": epochs, "seeds": len(values),
+        row = {"config": config, "baseline": baseline_of(config), "epochs": epochs, "seeds": len(values),
                "mean": statistics.mean(values), "sd": statistics.stdev(values) if len(values) > 1 else float("nan"),
                "paired_n": len(diffs), "diff": statistics.mean(diffs) if diffs else float("nan"),
                "ci_low": float("nan"), "ci_high": float("nan")}
-        if len(diffs) > 1 and config != "baseline":
+        if len(diffs) > 1 and config != row["baseline"]:
             half = stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5
             row["ci_low"], row["ci_high"] = row["diff"] - half, row["diff"] + half
         out.append(row)
@@ -107,14 +133,16 @@ def write_tables(rows: list[dict]) -> None:
     with atomic_path(LEDGER.with_name("toy_cifar10_ablation.csv")) as tmp:
         tmp.write_text("\n".join([",".join(cols)] + [",".join(f"{r[c]:.4f}" if isinstance(r[c], float)
                                                                else str(r[c]) for c in cols) for r in results]) + "\n")
-    lines = ["| configuration | epochs | seeds | val accuracy (mean ± sd) | paired diff to baseline [95% CI] |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = ["| configuration | train arguments | epochs | seeds | val accuracy (mean ± sd) | paired diff to baseline [95% CI] |",
+             "| --- | --- | --- | --- | --- | --- |"]
     pct = lambda v: "—" if v != v else f"{100 * v:+.2f}"  # noqa: E731
     for r in results:
         sd = "" if r["sd"] != r["sd"] else f" ± {100 * r['sd']:.2f}"
         ci = "" if r["ci_low"] != r["ci_low"] else f" [{pct(r['ci_low'])}, {pct(r['ci_high'])}]"
-        diff = "—" if r["config"] == "baseline" else f"{pct(r['diff'])}{ci} (n={r['paired_n']})"
-        lines.append(f"| {r['config']} | {r['epochs']} | {r['seeds']} | {100 * r['mean']:.2f}{sd} | {diff} |")
+        diff = "—" if r["config"] == r["baseline"] else (
+            f"{pct(r['diff'])}{ci} (n={r['paired_n']}, vs {r['baseline']})")
+        args = " ".join(CONFIGS.get(r["config"], []))
+        lines.append(f"| {r['config']} | `{args}` | {r['epochs']} | {r['seeds']} | {100 * r['mean']:.2f}{sd} | {diff} |")
     with atomic_path(LEDGER.with_name("toy_cifar10_ablation.md")) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -138,12 +166,8 @@ def main() -> None:
             for config in configs:
                 if any(r["config"] == config and r["seed"] == seed and r["epochs"] == args.epochs for r in rows):
                     continue
-                row = run(config, seed, args.epochs, args.data_root)
-                rows.append(row)
-                with atomic_path(LEDGER) as tmp:  # the whole ledger, renamed into place
-                    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-                write_tables(rows)
-    write_tables(rows)
+                rows = append(run(config, seed, args.epochs, args.data_root))
+    write_tables(ledger())
 
 
 if __name__ == "__main__":

@@ -36,10 +36,11 @@ from gattanet_sim.data import batches, epoch_order
 from gattanet_sim.dynamics import MODES, GAttANet
 from gattanet_sim.evaluate import accuracy_per_timestep
 from gattanet_sim.io import atomic_path, atomic_save, git_commit, package_versions, safe_load, write_json
-from gattanet_sim.models import build_model, list_models
+from gattanet_sim.models import ATTENTION_OPTIONS, PRESETS, build_model, list_models, resolve_options
 
-# Arguments that may differ between a run and its resumption.
-RESUMABLE = ("resume", "device", "quiet")
+# Arguments that may differ between a run and its resumption (the preset only names defaults:
+# the options it resolves to are compared one by one).
+RESUMABLE = ("resume", "device", "quiet", "preset")
 
 
 class TrainingDiverged(ValueError):
@@ -58,14 +59,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     m.add_argument("--widths", type=int_list, default=(64, 128, 256), help="V1,V2,V4 channels")
     m.add_argument("--hidden", type=positive_int, default=256, help="IT units")
     m.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=True)
-    m.add_argument("--norm-steps", type=positive_int, default=1,
+    m.add_argument("--preset", choices=sorted(PRESETS), default="recipe",
+                   help="defaults of the options below: recipe (best measured) or paper (literal)")
+    m.add_argument("--norm-steps", type=positive_int, default=None,
                    help="timesteps with batch-norm statistics of their own (1: shared)")
-    m.add_argument("--normalization", choices=NORMALISATIONS, default="none")
-    m.add_argument("--gain-form", choices=GAIN_FORMS, default="linear")
-    m.add_argument("--readout-gain", action=argparse.BooleanOptionalAction, default=True)
-    m.add_argument("--alpha-init", type=float, default=0.0)
-    m.add_argument("--keys", choices=KEY_TIMES, default="previous")
-    m.add_argument("--gain-position", choices=GAIN_POSITIONS, default="post")
+    m.add_argument("--normalization", choices=NORMALISATIONS, default=None)
+    m.add_argument("--gain-form", choices=GAIN_FORMS, default=None)
+    m.add_argument("--readout-gain", action=argparse.BooleanOptionalAction, default=None)
+    m.add_argument("--alpha-init", type=float, default=None)
+    m.add_argument("--keys", choices=KEY_TIMES, default=None)
+    m.add_argument("--gain-position", choices=GAIN_POSITIONS, default=None)
     m.add_argument("--noise-std", type=non_negative_float, default=0.0, help="unit noise sd")
     d = p.add_argument_group("data")
     add_data_arguments(d, dataset_default=None)
@@ -94,12 +97,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--widths takes 3 values (V1,V2,V4), got {len(args.widths)}")
     if args.label_smoothing >= 1:
         p.error("--label-smoothing must be below 1")
+    keys = ("norm_steps", *ATTENTION_OPTIONS)
+    resolved = resolve_options(args.preset, args.attention, **{k: getattr(args, k) for k in keys})
+    for key in keys:  # explicit in config.json, whatever the presets become
+        setattr(args, key, resolved.get(key))
     return args
 
 
 def model_options(args: argparse.Namespace, num_classes: int, image_size: int) -> dict:
     """The build_model keyword arguments of a run (JSON-safe: saved in every checkpoint)."""
     options = {"num_classes": num_classes, "attention": args.attention, "key_dim": args.key_dim,
+               "preset": args.preset,
                "widths": list(args.widths), "hidden": args.hidden, "batch_norm": args.batch_norm,
                "norm_steps": args.norm_steps,
                "image_size": image_size, "mode": args.mode, "noise_std": args.noise_std}

@@ -159,3 +159,15 @@ def test_bad_arguments_give_one_line_and_exit_2(argv, needle, tmp_path):
     assert proc.returncode == 2
     assert needle in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) <= 2
+
+
+def test_preset_is_resolved_into_the_saved_config(tmp_path):
+    """config.json spells every option out, so a run means the same whatever the presets become."""
+    assert run_train(tmp_path / "p", "--preset", "paper", "--epochs", "1") == 0
+    assert run_train(tmp_path / "r", "--epochs", "1", "--no-readout-gain") == 0
+    paper = json.loads((tmp_path / "p" / "config.json").read_text())
+    recipe = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert paper["norm_steps"] == 1 and recipe["norm_steps"] == 2
+    assert paper["readout_gain"] is True and recipe["readout_gain"] is False
+    model, _, _ = evaluate.load_checkpoint(tmp_path / "r", torch.device("cpu"))
+    assert model.config["norm_steps"] == 2 and "readout" not in model.attention.gained

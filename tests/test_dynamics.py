@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from gattanet_sim import build_model
+from gattanet_sim.models import from_config
 
 ATOL = 1e-9
 GAINED = ("V1", "V2", "V4", "IT", "readout")
@@ -319,3 +320,22 @@ def test_step_batch_norm_keeps_statistics_per_timestep():
         traj = still.simulate(x, timesteps=3)
         assert torch.equal(traj.logits[0], traj.logits[2])
         assert torch.equal(traj.logits[0], still.backbone(x))
+
+
+# --------------------------------------------------------------- presets
+def test_presets_fill_the_options_not_given_and_configs_hold_them_resolved():
+    """The default is the measured recipe; "paper" is the literal reading; explicit wins."""
+    tiny = dict(num_classes=3, widths=(4, 6, 8), hidden=5, key_dim=3, image_size=16)
+    recipe = build_model("toy", **tiny)
+    paper = build_model("toy", preset="paper", **tiny)
+    assert recipe.config["norm_steps"] == 2 and paper.config["norm_steps"] == 1
+    assert recipe.backbone.areas["V1"].norm.running_mean.shape == (2, 4)
+    assert isinstance(paper.backbone.areas["V1"].norm, torch.nn.BatchNorm2d)
+    assert build_model("toy", attention=False, **tiny).config["norm_steps"] == 1
+    mixed = build_model("toy", preset="paper", norm_steps=3, gain_form="positive", **tiny)
+    assert mixed.config["norm_steps"] == 3 and mixed.attention.gain_form == "positive"
+    rebuilt = from_config(recipe.config)
+    assert rebuilt.config == recipe.config
+    rebuilt.load_state_dict(recipe.state_dict())
+    with pytest.raises(ValueError, match="preset"):
+        build_model("toy", preset="best", **tiny)
