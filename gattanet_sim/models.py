@@ -121,6 +121,10 @@ def build_model(
 
 
 def from_config(config: dict) -> GAttANet:
-    """Rebuild a model from its `config` (as saved in checkpoints, JSON-safe)."""
+    """Rebuild a model from its `config` (as saved in checkpoints, JSON-safe).
+
+    A config without a preset predates the presets, when the paper's reading was the default.
+    """
     config = dict(config)
+    config.setdefault("preset", "paper")
     return build_model(config.pop("name"), **config)

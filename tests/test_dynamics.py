@@ -339,3 +339,9 @@ def test_presets_fill_the_options_not_given_and_configs_hold_them_resolved():
     rebuilt.load_state_dict(recipe.state_dict())
     with pytest.raises(ValueError, match="preset"):
         build_model("toy", preset="best", **tiny)
+
+
+def test_configs_saved_before_presets_rebuild_the_paper_reading():
+    old = {"name": "toy", "num_classes": 3, "attention": True, "key_dim": 3, "widths": [4, 6, 8],
+           "hidden": 5, "image_size": 16}
+    assert from_config(old).config["norm_steps"] == 1
