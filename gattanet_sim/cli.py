@@ -28,6 +28,8 @@ def main_guard(main: Callable[[list[str] | None], int]) -> Callable[[list[str] |
     @functools.wraps(main)
     def wrapped(argv: list[str] | None = None) -> int:
         prog = main.__module__.rsplit(".", 1)[-1]
+        if prog == "__main__":  # a script run by path
+            prog = Path(sys.argv[0]).name
         try:
             return main(argv)
         except (UsageError, ProbeError) as err:

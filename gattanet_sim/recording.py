@@ -362,7 +362,8 @@ def open_recording(path: Path | str) -> xr.Dataset:
     try:
         ds = xr.open_dataset(path)
     except (OSError, ValueError) as err:
-        raise ValueError(f"{path} is not a readable netCDF recording ({err})") from None
+        reason = str(err).split(". ")[0]  # xarray's hint to install engines would not help
+        raise ValueError(f"{path} is not a readable netCDF recording ({reason})") from None
     if int(ds.attrs.get("complete", 0)) != 1:
         ds.close()
         raise IncompleteRecording(f"{path} is incomplete: the recording did not finish")

@@ -238,3 +238,33 @@ def test_record_cli_bad_inputs_are_one_line(checkpoint, tmp_path, capsys):
     assert not out.exists()
     model_free = tmp_path / "nope.pt"
     assert record_cli.main([str(model_free), "--out", str(out)]) == 1
+
+
+def test_gain_statistics_analysis_reads_the_recording(tmp_path):
+    """analyses/gain_statistics.py: per-region numbers equal those of the simulated gains."""
+    from pathlib import Path
+
+    model = tiny_model()
+    images, labels = stimuli()
+    write(tmp_path / "r.nc", model, Probe(units="all", signals=("gain",)), images, labels)
+    script = Path(__file__).resolve().parents[1] / "analyses" / "gain_statistics.py"
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "r.nc"), "--csv",
+                           str(tmp_path / "g.csv")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "g.csv").set_index(["region", "time_bin"])
+    with torch.no_grad():
+        gain = model.simulate(images, T).gain["V4"]  # (T, B, H, W), one gain per position
+    assert table.loc[("V4", 0), "mean"] == pytest.approx(1.0)
+    # every channel of a position shares its gain: the mean over units is the mean over positions
+    assert table.loc[("V4", 2), "mean"] == pytest.approx(gain[2].mean().item(), abs=1e-4)
+    assert table.loc[("V4", 2), "sd"] == pytest.approx(gain[2].std(correction=0).item(), abs=1e-4)
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "g.csv")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    write(tmp_path / "a.nc", model, Probe(units=3, signals=("activity",)), images, labels)
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "a.nc")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "no gain recorded" in proc.stderr

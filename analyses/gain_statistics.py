@@ -1,0 +1,62 @@
+"""What the attention gain does to each area: its distribution per region and timestep.
+
+    python -m gattanet_sim.record RUN_DIR --split val --limit 1000 --signals gain \\
+        --out data/recordings/NAME.nc
+    python analyses/gain_statistics.py data/recordings/NAME.nc [--csv OUT.csv]
+
+Reads a recording only (never a model). A mean gain far from 1 means attention rescales the
+whole area, which moves the statistics the next batch norm sees; the sd is the spatial /
+unit-wise modulation proper; a negative gain flips the sign of a unit's rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from gattanet_sim.cli import Parser, UsageError, main_guard
+from gattanet_sim.io import atomic_path
+from gattanet_sim.recording import open_recording
+
+
+def gain_statistics(gain) -> pd.DataFrame:
+    """Per region and time bin: mean, sd, min, max, fraction below 0 and above 1 of the gain.
+
+    `gain`: a DataArray (presentation, neuroid, time_bin) with a `region` neuroid coordinate.
+    """
+    rows = []
+    for region in dict.fromkeys(gain["region"].values.tolist()):  # area order, as recorded
+        area = gain.sel(region=region)  # (presentation, neuroid', time_bin)
+        for t in area["time_bin"].values:
+            x = area.sel(time_bin=t).values.ravel()
+            rows.append({"region": region, "time_bin": int(t), "mean": x.mean(), "sd": x.std(),
+                         "min": x.min(), "max": x.max(), "below_0": (x < 0).mean(),
+                         "above_1": (x > 1).mean()})
+    return pd.DataFrame(rows)
+
+
+@main_guard
+def main(argv: list[str] | None = None) -> int:
+    p = Parser(prog="python analyses/gain_statistics.py", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("recording", type=Path)
+    p.add_argument("--csv", type=Path, default=None, help="also write the table here")
+    args = p.parse_args(argv)
+    ds = open_recording(args.recording)
+    if "gain" not in ds:
+        raise UsageError(f"{args.recording} has no gain recorded (record with --signals gain)")
+    if "region" not in ds["gain"].coords:
+        raise UsageError(f"{args.recording} lacks the neuroid coordinate 'region'")
+    table = gain_statistics(ds["gain"])
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if args.csv:
+        with atomic_path(args.csv) as tmp:
+            table.to_csv(tmp, index=False, float_format="%.4f")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
