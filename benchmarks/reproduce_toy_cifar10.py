@@ -7,7 +7,8 @@
 Every run trains with `python -m gattanet_sim.train` into runs/toy_cifar10/<config>-s<seed>
 (kept; an interrupted run resumes with --resume), selects its model on the validation split
 only, and adds a line to results/toy_cifar10_runs.jsonl (command, seed, accuracy at every
-timestep, epochs, seconds, commit). The tables results/toy_cifar10_ablation.{csv,md} give, per
+timestep, epochs, seconds, commit); its config.json, summary.json and metrics.jsonl are copied
+to results/toy_cifar10_runs/<config>-s<seed>/ so they outlive runs/. The tables results/toy_cifar10_ablation.{csv,md} give, per
 configuration, the mean +- sd over seeds of the validation accuracy at the last timestep and
 the paired difference to the baseline of the same seed with its 95% CI (t distribution).
 
@@ -38,6 +39,8 @@ from gattanet_sim.io import atomic_path
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs" / "toy_cifar10"
 LEDGER = ROOT / "results" / "toy_cifar10_runs.jsonl"
+KEPT = ROOT / "results" / "toy_cifar10_runs"  # each run's small files, kept in git beside the ledger
+KEPT_FILES = ("config.json", "summary.json", "metrics.jsonl")
 RECIPE = ["--model", "toy", "--dataset", "cifar10", "--widths", "32,64,128", "--val-size", "5000",
           "--quiet"]
 
@@ -108,11 +111,22 @@ def run(config: str, seed: int, epochs: int, data_root: str) -> dict:
         print("$", shlex.join(cmd[2:] + resume), flush=True)
         subprocess.run(cmd + resume, check=True, cwd=ROOT)
     summary = json.loads((out / "summary.json").read_text())
+    keep(out)
     shown = ["python", *cmd[1:]]
     return {"config": config, "seed": seed, "epochs": epochs, "val_accuracy": summary["val_accuracy"],
             "best_epoch": summary["best_epoch"], "seconds_per_epoch": summary["seconds_per_epoch"],
             "parameters": summary["parameters"], "git_commit": summary["git_commit"],
             "command": shlex.join(shown).replace(str(ROOT) + "/", "")}
+
+
+def keep(run_dir: Path) -> None:
+    """Copy a finished run's config, summary and per-epoch metrics into results/ (checkpoints stay in runs/)."""
+    target = KEPT / run_dir.name
+    target.mkdir(parents=True, exist_ok=True)
+    for name in KEPT_FILES:
+        if (run_dir / name).exists():
+            with atomic_path(target / name) as tmp:
+                tmp.write_bytes((run_dir / name).read_bytes())
 
 
 def table(rows: list[dict]) -> list[dict]:

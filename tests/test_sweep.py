@@ -1,0 +1,83 @@
+"""The sweep runner's bookkeeping: paired differences, their CI, the tables and the kept run files."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+from scipy import stats
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce_toy_cifar10.py"
+
+
+@pytest.fixture
+def sweep(tmp_path, monkeypatch):
+    """The runner as a module, writing its ledger, tables and kept files under tmp_path."""
+    spec = importlib.util.spec_from_file_location("reproduce_toy_cifar10", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "LEDGER", tmp_path / "toy_cifar10_runs.jsonl")
+    monkeypatch.setattr(module, "KEPT", tmp_path / "kept")
+    return module
+
+
+def row(config: str, seed: int, acc: float, epochs: int = 10) -> dict:
+    return {"config": config, "seed": seed, "epochs": epochs, "val_accuracy": [0.5, acc]}
+
+
+def test_paired_difference_and_t_interval(sweep):
+    base = {0: 0.80, 1: 0.81, 2: 0.82, 3: 0.83}
+    attn = {0: 0.815, 1: 0.82, 2: 0.835, 3: 0.84}  # seed 3 has a baseline but the pairing uses all 4
+    rows = [row("baseline", s, a) for s, a in base.items()] + [row("norm-steps", s, a) for s, a in attn.items()]
+    rows.append(row("paper", 0, 0.75))
+    rows.append(row("baseline", 0, 0.70, epochs=5))  # another budget is its own table row, never paired
+    out = {(r["config"], r["epochs"]): r for r in sweep.table(rows)}
+    diffs = [attn[s] - base[s] for s in base]
+    half = stats.t.ppf(0.975, 3) * statistics.stdev(diffs) / 2
+    r = out[("norm-steps", 10)]
+    assert r["paired_n"] == 4 and r["seeds"] == 4
+    assert r["diff"] == pytest.approx(statistics.mean(diffs))
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx((r["diff"] - half, r["diff"] + half))
+    assert r["mean"] == pytest.approx(statistics.mean(attn.values()))
+    one = out[("paper", 10)]
+    assert one["paired_n"] == 1 and one["diff"] == pytest.approx(-0.05) and one["ci_low"] != one["ci_low"]
+    assert out[("baseline", 5)]["seeds"] == 1
+
+
+def test_configs_pair_with_their_own_baseline(sweep):
+    assert sweep.baseline_of("adam") == "baseline-adam"
+    assert sweep.baseline_of("paper-no-bn") == "baseline-no-bn"
+    assert sweep.baseline_of("standardize") == "baseline"
+    assert sweep.baseline_of("baseline-adam") == "baseline-adam"
+    assert set(sweep.BASELINE_OF.values()) <= set(sweep.CONFIGS)
+
+
+def test_append_writes_ledger_and_tables_atomically(sweep, tmp_path):
+    sweep.append(row("baseline", 0, 0.80))
+    sweep.append(row("norm-steps", 0, 0.82))
+    lines = (tmp_path / "toy_cifar10_runs.jsonl").read_text().splitlines()
+    assert [json.loads(x)["config"] for x in lines] == ["baseline", "norm-steps"]
+    md = (tmp_path / "toy_cifar10_ablation.md").read_text()
+    assert "| norm-steps | `--timesteps 2 --norm-steps 2` | 10 | 1 | 82.00 | +2.00 (n=1, vs baseline) |" in md
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_keep_copies_only_the_small_files(sweep, tmp_path):
+    run = tmp_path / "runs" / "norm-steps-s0"
+    run.mkdir(parents=True)
+    for name in ("config.json", "summary.json", "metrics.jsonl", "last.pt"):
+        (run / name).write_text(name)
+    sweep.keep(run)
+    kept = sorted(p.name for p in (tmp_path / "kept" / "norm-steps-s0").iterdir())
+    assert kept == ["config.json", "metrics.jsonl", "summary.json"]
+
+
+def test_every_config_spells_its_factor_explicitly(sweep):
+    """A configuration's meaning must not depend on the defaults: each names its timesteps."""
+    for name, args in sweep.CONFIGS.items():
+        assert "--timesteps" in args, name
+        if "--no-attention" not in args:
+            assert "--norm-steps" in args or "--preset" in args, name
