@@ -8,9 +8,10 @@ Every run trains with `python -m gattanet_sim.train` into runs/toy_cifar10/<conf
 (kept; an interrupted run resumes with --resume), selects its model on the validation split
 only, and adds a line to results/toy_cifar10_runs.jsonl (command, seed, accuracy at every
 timestep, epochs, seconds, commit); its config.json, summary.json and metrics.jsonl are copied
-to results/toy_cifar10_runs/<config>-s<seed>/ so they outlive runs/. The tables results/toy_cifar10_ablation.{csv,md} give, per
-configuration, the mean +- sd over seeds of the validation accuracy at the last timestep and
-the paired difference to the baseline of the same seed with its 95% CI (t distribution).
+to results/toy_cifar10_runs/<config>-s<seed>/ so they outlive runs/. The tables
+results/toy_cifar10_ablation.{csv,md} give, per configuration, the mean +- sd over seeds of the
+validation accuracy at the last timestep and the paired difference to the baseline of the same
+seed with its 95% CI (t distribution).
 
 `--noise-curve` evaluates every finished run of the named configurations on the validation
 split under Gaussian pixel noise (sd 0, 0.01, 0.03, 0.1, 0.3 on [0, 1] pixels, the paper's
