@@ -57,6 +57,7 @@ CONFIGS: dict[str, list[str]] = {
     "norm-steps": RECIPE_T2,
     "norm-steps-T4": ["--timesteps", "4", "--norm-steps", "2"],
     "norm-steps-4-T4": ["--timesteps", "4", "--norm-steps", "4"],
+    "standardize-T4": ["--timesteps", "4", "--norm-steps", "2", "--normalization", "standardize"],
     "standardize": RECIPE_T2 + ["--normalization", "standardize"],
     "softmax": RECIPE_T2 + ["--normalization", "softmax"],
     "positive-gain": RECIPE_T2 + ["--gain-form", "positive"],
@@ -107,17 +108,22 @@ def run(config: str, seed: int, epochs: int, data_root: str) -> dict:
     """Train (or resume) one run and return its ledger row."""
     cmd = command(config, seed, epochs, data_root)
     out = Path(cmd[cmd.index("--out-dir") + 1])
+    shown = shlex.join(["python", *cmd[1:]]).replace(str(ROOT) + "/", "")
     if not (out / "summary.json").exists():
         resume = ["--resume"] if (out / "last.pt").exists() else []
         print("$", shlex.join(cmd[2:] + resume), flush=True)
-        subprocess.run(cmd + resume, check=True, cwd=ROOT)
+        proc = subprocess.run(cmd + resume, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        sys.stderr.write(proc.stderr)
+        if proc.returncode != 0:  # a diverged run is a result too: recorded, never retried
+            lines = proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"]
+            keep(out)
+            return {"config": config, "seed": seed, "epochs": epochs, "failed": lines[-1].replace(str(ROOT) + "/", ""),
+                    "command": shown}
     summary = json.loads((out / "summary.json").read_text())
     keep(out)
-    shown = ["python", *cmd[1:]]
     return {"config": config, "seed": seed, "epochs": epochs, "val_accuracy": summary["val_accuracy"],
             "best_epoch": summary["best_epoch"], "seconds_per_epoch": summary["seconds_per_epoch"],
-            "parameters": summary["parameters"], "git_commit": summary["git_commit"],
-            "command": shlex.join(shown).replace(str(ROOT) + "/", "")}
+            "parameters": summary["parameters"], "git_commit": summary["git_commit"], "command": shown}
 
 
 def keep(run_dir: Path) -> None:
@@ -133,7 +139,7 @@ def keep(run_dir: Path) -> None:
 def table(rows: list[dict]) -> list[dict]:
     """Per configuration: mean +- sd, and the paired difference to the same-seed baseline."""
     by = {}
-    for r in rows:
+    for r in (r for r in rows if "failed" not in r):
         by.setdefault((r["config"], r["epochs"]), {})[r["seed"]] = r["val_accuracy"][-1]
     out = []
     for (config, epochs), accs in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0] != "baseline", kv[0][0])):
@@ -152,6 +158,7 @@ def table(rows: list[dict]) -> list[dict]:
 
 
 def write_tables(rows: list[dict]) -> None:
+    """The csv holds the finished runs' statistics; the markdown also lists the runs that failed."""
     results = table(rows)
     cols = list(results[0]) if results else []
     with atomic_path(LEDGER.with_name("toy_cifar10_ablation.csv")) as tmp:
@@ -167,6 +174,9 @@ def write_tables(rows: list[dict]) -> None:
             f"{pct(r['diff'])}{ci} (n={r['paired_n']}, vs {r['baseline']})")
         args = " ".join(CONFIGS.get(r["config"], []))
         lines.append(f"| {r['config']} | `{args}` | {r['epochs']} | {r['seeds']} | {100 * r['mean']:.2f}{sd} | {diff} |")
+    for r in (r for r in rows if "failed" in r):
+        args = " ".join(CONFIGS.get(r["config"], []))
+        lines.append(f"| {r['config']} (seed {r['seed']}) | `{args}` | {r['epochs']} | — | failed: {r['failed']} | — |")
     with atomic_path(LEDGER.with_name("toy_cifar10_ablation.md")) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

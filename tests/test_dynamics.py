@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -345,3 +347,22 @@ def test_configs_saved_before_presets_rebuild_the_paper_reading():
     old = {"name": "toy", "num_classes": 3, "attention": True, "key_dim": 3, "widths": [4, 6, 8],
            "hidden": 5, "image_size": 16}
     assert from_config(old).config["norm_steps"] == 1
+
+
+# ---------------------------------------------------------- stability over timesteps
+def _max_gain_per_step(model, timesteps: int) -> list[float]:
+    with torch.no_grad():
+        traj = model.simulate(stimuli(batch=4), timesteps=timesteps)
+    return [max(float(g[t].abs().max()) for g in traj.gain.values()) for t in range(timesteps)]
+
+
+def test_unnormalised_gain_runs_away_over_timesteps_standardised_does_not():
+    """Keys and queries both scale with the gained rates, so an unnormalised agreement grows
+    with the square of the last gain: g(t+1) ~ 1 + alpha * c * g(t)^2, which explodes within a
+    few steps once alpha * c is large (why T = 4 diverged on CIFAR-10 with the recipe). A
+    standardised agreement is scale-free: the gain cannot feed on itself."""
+    wild = _max_gain_per_step(tiny(alpha=40.0), 6)
+    assert wild[2] > 10 * wild[1] and wild[3] > 1e6  # then inf
+    tame = _max_gain_per_step(tiny(alpha=40.0, normalization="standardize"), 6)
+    assert all(math.isfinite(g) for g in tame)
+    assert max(tame) <= 1 + 40.0 * 16  # |1 + alpha z|, |z| < sqrt(positions) <= 16 at 16x16

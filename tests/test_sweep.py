@@ -81,3 +81,11 @@ def test_every_config_spells_its_factor_explicitly(sweep):
         assert "--timesteps" in args, name
         if "--no-attention" not in args:
             assert "--norm-steps" in args or "--preset" in args, name
+
+
+def test_failed_runs_are_listed_not_averaged(sweep, tmp_path):
+    sweep.append(row("baseline", 0, 0.80))
+    sweep.append({"config": "norm-steps-T4", "seed": 0, "epochs": 10, "failed": "loss became inf at epoch 2"})
+    assert [r["config"] for r in sweep.table(sweep.ledger())] == ["baseline"]
+    md = (tmp_path / "toy_cifar10_ablation.md").read_text()
+    assert "| norm-steps-T4 (seed 0) |" in md and "failed: loss became inf at epoch 2" in md
