@@ -13,6 +13,13 @@ results/toy_cifar10_ablation.{csv,md} give, per configuration, the mean +- sd ov
 validation accuracy at the last timestep and the paired difference to the baseline of the same
 seed with its 95% CI (t distribution).
 
+The protocol: every run of the table trains on the CPU with one thread (`--threads 1`, two runners
+side by side on a 2-core machine). Runs are bit-identical for the same seed and thread count;
+another thread count rounds float sums differently and ends like another seed would (the same
+command and code gave norm-steps seed 0 82.32 in an earlier session, whose thread count was not
+recorded, and 81.58 under the protocol). A ledger row marked `superseded` is such an
+earlier run, kept and listed but not counted; a row marked `failed` (a diverged run) is listed.
+
 `--noise-curve` evaluates every finished run of the named configurations on the validation
 split under Gaussian pixel noise (sd 0, 0.01, 0.03, 0.1, 0.3 on [0, 1] pixels, the paper's
 Fig. 2a), at each run's last timestep, into results/toy_cifar10_noise.{jsonl,md,png}; runs
@@ -24,6 +31,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
+import os
 import shlex
 import statistics
 import subprocess
@@ -104,15 +112,16 @@ def append(row: dict) -> list[dict]:
     return rows
 
 
-def run(config: str, seed: int, epochs: int, data_root: str) -> dict:
-    """Train (or resume) one run and return its ledger row."""
+def run(config: str, seed: int, epochs: int, data_root: str, threads: int = 1) -> dict:
+    """Train (or resume) one run with `threads` CPU threads and return its ledger row."""
     cmd = command(config, seed, epochs, data_root)
     out = Path(cmd[cmd.index("--out-dir") + 1])
     shown = shlex.join(["python", *cmd[1:]]).replace(str(ROOT) + "/", "")
     if not (out / "summary.json").exists():
         resume = ["--resume"] if (out / "last.pt").exists() else []
         print("$", shlex.join(cmd[2:] + resume), flush=True)
-        proc = subprocess.run(cmd + resume, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        proc = subprocess.run(cmd + resume, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
         sys.stderr.write(proc.stderr)
         if proc.returncode != 0:  # a diverged run is a result too: recorded, never retried
             lines = proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"]
@@ -123,7 +132,8 @@ def run(config: str, seed: int, epochs: int, data_root: str) -> dict:
     keep(out)
     return {"config": config, "seed": seed, "epochs": epochs, "val_accuracy": summary["val_accuracy"],
             "best_epoch": summary["best_epoch"], "seconds_per_epoch": summary["seconds_per_epoch"],
-            "parameters": summary["parameters"], "git_commit": summary["git_commit"], "command": shown}
+            "parameters": summary["parameters"], "git_commit": summary["git_commit"],
+            "threads": summary.get("threads", threads), "command": shown}
 
 
 def keep(run_dir: Path) -> None:
@@ -136,10 +146,15 @@ def keep(run_dir: Path) -> None:
                 tmp.write_bytes((run_dir / name).read_bytes())
 
 
+def counted(row: dict) -> bool:
+    """Finished runs count; failed ones and those superseded by a rerun under the protocol are listed only."""
+    return "failed" not in row and "superseded" not in row
+
+
 def table(rows: list[dict]) -> list[dict]:
     """Per configuration: mean +- sd, and the paired difference to the same-seed baseline."""
     by = {}
-    for r in (r for r in rows if "failed" not in r):
+    for r in (r for r in rows if counted(r)):
         by.setdefault((r["config"], r["epochs"]), {})[r["seed"]] = r["val_accuracy"][-1]
     out = []
     for (config, epochs), accs in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0] != "baseline", kv[0][0])):
@@ -177,6 +192,11 @@ def write_tables(rows: list[dict]) -> None:
     for r in (r for r in rows if "failed" in r):
         args = " ".join(CONFIGS.get(r["config"], []))
         lines.append(f"| {r['config']} (seed {r['seed']}) | `{args}` | {r['epochs']} | — | failed: {r['failed']} | — |")
+    superseded = [r for r in rows if "superseded" in r]
+    if superseded:
+        lines += ["", "Runs replaced by a rerun under the protocol (kept in the ledger, not counted):", ""]
+        lines += [f"- {r['config']} seed {r['seed']}: {100 * r['val_accuracy'][-1]:.2f} — {r['superseded']}"
+                  for r in superseded]
     with atomic_path(LEDGER.with_name("toy_cifar10_ablation.md")) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -252,6 +272,7 @@ def main() -> None:
     p.add_argument("--configs", default="baseline,paper")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--threads", type=int, default=1, help="CPU threads per run (part of the protocol)")
     p.add_argument("--table-only", action="store_true")
     p.add_argument("--noise-curve", default=None, help="configurations to evaluate under noise")
     args = p.parse_args()
@@ -268,9 +289,10 @@ def main() -> None:
     if not args.table_only:
         for seed in (int(s) for s in args.seeds.split(",")):
             for config in configs:
-                if any(r["config"] == config and r["seed"] == seed and r["epochs"] == args.epochs for r in rows):
+                if any(r["config"] == config and r["seed"] == seed and r["epochs"] == args.epochs
+                       and "superseded" not in r for r in rows):
                     continue
-                rows = append(run(config, seed, args.epochs, args.data_root))
+                rows = append(run(config, seed, args.epochs, args.data_root, args.threads))
     write_tables(ledger())
 
 

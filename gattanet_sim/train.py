@@ -309,6 +309,8 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
         "train_images": len(train_set), "parameters": counts,
         "seconds_per_epoch": sum(r["seconds"] for r in history) / len(history),
         "epochs": args.epochs, "device": str(device), "seed": args.seed, "config": config,
+        # float sums split over threads round differently: bit-identical runs need the same count
+        "threads": torch.get_num_threads(),
         "versions": versions, "git_commit": git_commit(),
     }
     write_json(summary, out / "summary.json")
