@@ -101,6 +101,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     resolved = resolve_options(args.preset, args.attention, **{k: getattr(args, k) for k in keys})
     for key in keys:  # explicit in config.json, whatever the presets become
         setattr(args, key, resolved.get(key))
+    if args.attention and args.timesteps > 2 and args.normalization == "none" and args.gain_form == "linear":
+        print("warning: a raw agreement with a linear gain can feed on itself over timesteps "
+              "(it diverged at T = 4, see README); --normalization standardize prevents it", file=sys.stderr)
     return args
 
 

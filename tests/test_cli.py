@@ -171,3 +171,10 @@ def test_preset_is_resolved_into_the_saved_config(tmp_path):
     assert paper["readout_gain"] is True and recipe["readout_gain"] is False
     model, _, _ = evaluate.load_checkpoint(tmp_path / "r", torch.device("cpu"))
     assert model.config["norm_steps"] == 2 and "readout" not in model.attention.gained
+
+
+def test_runaway_prone_options_are_warned_about(tmp_path, capsys):
+    assert run_train(tmp_path / "w", "--preset", "paper", "--timesteps", "3", "--epochs", "1") == 0
+    assert "can feed on itself" in capsys.readouterr().err
+    assert run_train(tmp_path / "q", "--timesteps", "3", "--epochs", "1") == 0
+    assert "feed on itself" not in capsys.readouterr().err

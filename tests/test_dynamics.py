@@ -331,6 +331,7 @@ def test_presets_fill_the_options_not_given_and_configs_hold_them_resolved():
     recipe = build_model("toy", **tiny)
     paper = build_model("toy", preset="paper", **tiny)
     assert recipe.config["norm_steps"] == 2 and paper.config["norm_steps"] == 1
+    assert recipe.config["normalization"] == "standardize" and paper.config["normalization"] == "none"
     assert recipe.backbone.areas["V1"].norm.running_mean.shape == (2, 4)
     assert isinstance(paper.backbone.areas["V1"].norm, torch.nn.BatchNorm2d)
     assert build_model("toy", attention=False, **tiny).config["norm_steps"] == 1
@@ -361,7 +362,7 @@ def test_unnormalised_gain_runs_away_over_timesteps_standardised_does_not():
     with the square of the last gain: g(t+1) ~ 1 + alpha * c * g(t)^2, which explodes within a
     few steps once alpha * c is large (why T = 4 diverged on CIFAR-10 with the recipe). A
     standardised agreement is scale-free: the gain cannot feed on itself."""
-    wild = _max_gain_per_step(tiny(alpha=40.0), 6)
+    wild = _max_gain_per_step(tiny(alpha=40.0, normalization="none"), 6)
     assert wild[2] > 10 * wild[1] and wild[3] > 1e6  # then inf
     tame = _max_gain_per_step(tiny(alpha=40.0, normalization="standardize"), 6)
     assert all(math.isfinite(g) for g in tame)

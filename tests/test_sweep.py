@@ -61,7 +61,8 @@ def test_append_writes_ledger_and_tables_atomically(sweep, tmp_path):
     lines = (tmp_path / "toy_cifar10_runs.jsonl").read_text().splitlines()
     assert [json.loads(x)["config"] for x in lines] == ["baseline", "norm-steps"]
     md = (tmp_path / "toy_cifar10_ablation.md").read_text()
-    assert "| norm-steps | `--timesteps 2 --norm-steps 2` | 10 | 1 | 82.00 | +2.00 (n=1, vs baseline) |" in md
+    assert ("| norm-steps | `--timesteps 2 --norm-steps 2 --normalization none` | 10 | 1 | 82.00 | "
+            "+2.00 (n=1, vs baseline) |") in md
     assert not list(tmp_path.glob(".*.tmp"))
 
 
@@ -79,8 +80,8 @@ def test_every_config_spells_its_factor_explicitly(sweep):
     """A configuration's meaning must not depend on the defaults: each names its timesteps."""
     for name, args in sweep.CONFIGS.items():
         assert "--timesteps" in args, name
-        if "--no-attention" not in args:
-            assert "--norm-steps" in args or "--preset" in args, name
+        if "--no-attention" not in args and "--preset" not in args:
+            assert "--norm-steps" in args and "--normalization" in args, name
 
 
 def test_failed_runs_are_listed_not_averaged(sweep, tmp_path):
