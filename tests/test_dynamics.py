@@ -331,7 +331,6 @@ def test_presets_fill_the_options_not_given_and_configs_hold_them_resolved():
     recipe = build_model("toy", **tiny)
     paper = build_model("toy", preset="paper", **tiny)
     assert recipe.config["norm_steps"] == 2 and paper.config["norm_steps"] == 1
-    assert recipe.config["normalization"] == "standardize" and paper.config["normalization"] == "none"
     assert recipe.backbone.areas["V1"].norm.running_mean.shape == (2, 4)
     assert isinstance(paper.backbone.areas["V1"].norm, torch.nn.BatchNorm2d)
     assert build_model("toy", attention=False, **tiny).config["norm_steps"] == 1
