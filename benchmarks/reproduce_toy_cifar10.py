@@ -71,6 +71,7 @@ CONFIGS: dict[str, list[str]] = {
     "standardize-T4": ["--timesteps", "4", "--norm-steps", "2", "--normalization", "standardize"],
     "softmax": STEPS + ["--normalization", "softmax"],
     "positive-gain": STEPS + NONE + ["--gain-form", "positive"],
+    "positive-gain-T4": ["--timesteps", "4", "--norm-steps", "2"] + NONE + ["--gain-form", "positive"],
     "bounded-gain": STEPS + NONE + ["--gain-form", "bounded"],
     "no-readout-gain": STEPS + NONE + ["--no-readout-gain"],
     "current-keys": STEPS + NONE + ["--keys", "current"],

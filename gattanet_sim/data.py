@@ -19,8 +19,10 @@ Decoded images are cached as uint8 tensors in `cache_dir()` (``data/cache`` by d
 from __future__ import annotations
 
 import hashlib
+import shutil
 import os
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -148,8 +150,8 @@ def extract_archive(archive: Path) -> Path:
     target = cache_dir() / f"extracted-{archive.name.split('.')[0]}-{st.st_size}-{st.st_mtime_ns}"
     if (target / ".complete").exists():
         return target
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    tmp.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp", dir=target.parent))
     try:
         with tarfile.open(archive) as tar:
             for member in tar.getmembers():
@@ -157,12 +159,18 @@ def extract_archive(archive: Path) -> Path:
                     raise DataError(f"archive {archive} holds a link or special file: {member.name}")
             tar.extractall(tmp, filter="data")
     except (tarfile.TarError, OSError) as err:
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
         raise DataError(f"cannot extract {archive}: {err}") from None
+    except BaseException:  # a refused member or an interrupt: leave no half-extracted tree
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     (tmp / ".complete").touch()
-    os.replace(tmp, target)
+    try:
+        os.replace(tmp, target)
+    except OSError:  # another process extracted the same archive first: keep theirs
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (target / ".complete").exists():
+            raise DataError(f"cannot move the extracted {archive} into {target}") from None
     return target
 
 

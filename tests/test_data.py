@@ -144,7 +144,28 @@ def test_unsafe_archives_are_refused(tmp_path, kind):
     with pytest.raises(D.DataError, match="cannot extract|link or special"):
         D.extract_archive(archive)
     assert not list(tmp_path.rglob("escaped.png"))
-    assert not list((tmp_path / "cache").glob("extracted-*[!0-9]"))  # no half-extracted tree
+    assert not list((tmp_path / "cache").glob("extracted-*"))  # no half-extracted tree
+
+
+def test_archive_extracted_by_another_process_first_is_kept(tmp_path, monkeypatch):
+    """Two trainings started together both extract; the second to finish keeps the first's tree."""
+    archive = tmp_path / "cifar10-jpeg.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("cifar10-jpeg/train/a/ok.txt")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"ok"))
+    real_open = tarfile.open
+
+    def other_process_finishes_first(*args, **kwargs):
+        monkeypatch.setattr(D.tarfile, "open", real_open)
+        D.extract_archive(archive)
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(D.tarfile, "open", other_process_finishes_first)
+    target = D.extract_archive(archive)
+    assert (target / ".complete").exists()
+    assert (target / "cifar10-jpeg/train/a/ok.txt").read_bytes() == b"ok"
+    assert [p.name for p in target.parent.glob("extracted-*")] == [target.name]  # no tmp left
 
 
 def test_augment_is_a_padded_crop_or_its_mirror():
