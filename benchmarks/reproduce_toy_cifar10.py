@@ -60,6 +60,7 @@ RECIPE = ["--model", "toy", "--dataset", "cifar10", "--widths", "32,64,128", "--
 # stays stable at T = 4, where the raw agreement diverged.
 STEPS = ["--timesteps", "2", "--norm-steps", "2"]
 NONE = ["--normalization", "none"]
+POSITIVE = STEPS + NONE + ["--gain-form", "positive"]
 CONFIGS: dict[str, list[str]] = {
     "baseline": ["--no-attention", "--timesteps", "1"],
     "paper": ["--timesteps", "2", "--preset", "paper"],
@@ -70,7 +71,7 @@ CONFIGS: dict[str, list[str]] = {
     "standardize": STEPS + ["--normalization", "standardize"],
     "standardize-T4": ["--timesteps", "4", "--norm-steps", "2", "--normalization", "standardize"],
     "softmax": STEPS + ["--normalization", "softmax"],
-    "positive-gain": STEPS + NONE + ["--gain-form", "positive"],
+    "positive-gain": POSITIVE,
     "positive-gain-T4": ["--timesteps", "4", "--norm-steps", "2"] + NONE + ["--gain-form", "positive"],
     "bounded-gain": STEPS + NONE + ["--gain-form", "bounded"],
     "no-readout-gain": STEPS + NONE + ["--no-readout-gain"],
@@ -83,9 +84,22 @@ CONFIGS: dict[str, list[str]] = {
     "adam": STEPS + NONE + ["--optimizer", "adam", "--lr", "0.003"],
     "baseline-no-bn": ["--no-attention", "--timesteps", "1", "--no-batch-norm"],
     "paper-no-bn": ["--timesteps", "2", "--preset", "paper", "--no-batch-norm"],
+    # one factor at a time from positive-gain, the best configuration of the first round
+    "positive-standardize": STEPS + ["--normalization", "standardize", "--gain-form", "positive"],
+    "positive-softmax": STEPS + ["--normalization", "softmax", "--gain-form", "positive"],
+    "positive-no-readout-gain": POSITIVE + ["--no-readout-gain"],
+    "positive-current-keys": POSITIVE + ["--keys", "current"],
+    "positive-loss-all-steps": POSITIVE + ["--loss-all-steps"],
+    "positive-alpha-lr-0.01": POSITIVE + ["--alpha-lr", "0.01"],
+    "positive-key-dim-8": POSITIVE + ["--key-dim", "8"],
+    "positive-key-dim-32": POSITIVE + ["--key-dim", "32"],
+    "positive-adam": POSITIVE + ["--optimizer", "adam", "--lr", "0.003"],
+    "positive-no-bn": ["--timesteps", "2", "--norm-steps", "1", "--normalization", "none",
+                       "--gain-form", "positive", "--no-batch-norm"],
 }
 # The baseline a configuration is paired with: the plain backbone trained the same way.
-BASELINE_OF = {"adam": "baseline-adam", "paper-no-bn": "baseline-no-bn"}
+BASELINE_OF = {"adam": "baseline-adam", "positive-adam": "baseline-adam", "paper-no-bn": "baseline-no-bn",
+               "positive-no-bn": "baseline-no-bn"}
 
 
 def baseline_of(config: str) -> str:
