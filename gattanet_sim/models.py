@@ -13,17 +13,18 @@ ATTENTION_OPTIONS = (
 )
 
 # Named readings of the paper's open details (MISSION.md). "paper" is the literal one: one set
-# of batch-norm statistics shared by every timestep, the raw agreement k . q. "recipe" (the
-# default; results/toy_cifar10_ablation.md) is the best we measured at T = 2: the first,
+# of batch-norm statistics shared by every timestep, the raw agreement k . q, gain 1 + alpha a.
+# "recipe" (the default; results/toy_cifar10_ablation.md) is the best we measured: the first,
 # unattended sweep keeps batch-norm statistics of its own and the attended sweeps share a second
-# set, so the gain is not judged against statistics that mix modulated and unmodulated activity.
-# Its raw agreement grows with the square of the last gain and ran away at T = 4: for T > 2 pass
-# normalization="standardize" (stable, but 0.5 points lower at T = 2 and less robust to noise).
+# set, so the gain is not judged against statistics that mix modulated and unmodulated activity;
+# and the gain is the always-positive 2 sigmoid(alpha a), which never flips a unit's sign and,
+# being below 2, cannot feed on itself over timesteps (the linear gain with the raw agreement
+# ran away at T = 4).
 PRESETS: dict[str, dict] = {
     "paper": {"norm_steps": 1, "normalization": "none", "gain_form": "linear",
               "readout_gain": True, "alpha_init": 0.0, "keys": "previous", "gain_position": "post"},
 }
-PRESETS["recipe"] = {**PRESETS["paper"], "norm_steps": 2}
+PRESETS["recipe"] = {**PRESETS["paper"], "norm_steps": 2, "gain_form": "positive"}
 
 
 def resolve_options(preset: str, attention: bool, **overrides) -> dict:

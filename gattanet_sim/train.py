@@ -63,8 +63,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="defaults of the options below: recipe (best measured) or paper (literal)")
     m.add_argument("--norm-steps", type=positive_int, default=None,
                    help="timesteps with batch-norm statistics of their own (1: shared)")
-    m.add_argument("--normalization", choices=NORMALISATIONS, default=None)
-    m.add_argument("--gain-form", choices=GAIN_FORMS, default=None)
+    m.add_argument("--normalization", choices=NORMALISATIONS, default=None,
+                   help="of each agreement map (default: the preset's, none)")
+    m.add_argument("--gain-form", choices=GAIN_FORMS, default=None,
+                   help="recipe: positive 2 sigmoid(alpha a); paper: linear 1 + alpha a")
     m.add_argument("--readout-gain", action=argparse.BooleanOptionalAction, default=None)
     m.add_argument("--alpha-init", type=float, default=None)
     m.add_argument("--keys", choices=KEY_TIMES, default=None)

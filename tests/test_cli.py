@@ -178,3 +178,5 @@ def test_runaway_prone_options_are_warned_about(tmp_path, capsys):
     assert "can feed on itself" in capsys.readouterr().err
     assert run_train(tmp_path / "q", "--timesteps", "3", "--epochs", "1", "--normalization", "standardize") == 0
     assert "feed on itself" not in capsys.readouterr().err
+    assert run_train(tmp_path / "r", "--timesteps", "3", "--epochs", "1") == 0  # the recipe's gain is < 2
+    assert "feed on itself" not in capsys.readouterr().err

@@ -31,7 +31,7 @@ STRONG = {name: 40 * value for name, value in ALPHAS.items()}
 def tiny(alphas: dict | float | None = ALPHAS, **options):
     """A tiny float64 toy model in eval mode, with non-trivial batch-norm statistics."""
     torch.manual_seed(0)
-    options = {"normalization": "none", **options}  # the raw key . query of the equations
+    options = {"normalization": "none", "gain_form": "linear", **options}  # the equations as written
     model = build_model("toy", num_classes=3, widths=(4, 6, 8), hidden=5, key_dim=3,
                         image_size=16, **options).double().eval()
     with torch.no_grad():
