@@ -181,12 +181,18 @@ def table(rows: list[dict]) -> list[dict]:
         row = {"config": config, "baseline": baseline_of(config), "epochs": epochs, "seeds": len(values),
                "mean": statistics.mean(values), "sd": statistics.stdev(values) if len(values) > 1 else float("nan"),
                "paired_n": len(diffs), "diff": statistics.mean(diffs) if diffs else float("nan"),
-               "ci_low": float("nan"), "ci_high": float("nan")}
+               "ci_low": float("nan"), "ci_high": float("nan"), "p": float("nan")}
         if len(diffs) > 1 and config != row["baseline"]:
             half = stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5
             row["ci_low"], row["ci_high"] = row["diff"] - half, row["diff"] + half
+            row["p"] = float(stats.ttest_1samp(diffs, 0.0).pvalue)  # two-sided paired t-test
         out.append(row)
     return out
+
+
+def p_value(p: float) -> str:
+    """Three decimals, because a CI bound that rounds to +0.00 hides which side of 0 it is on."""
+    return "" if p != p else f", p={p:.3f}"
 
 
 def write_tables(rows: list[dict]) -> None:
@@ -203,7 +209,7 @@ def write_tables(rows: list[dict]) -> None:
         sd = "" if r["sd"] != r["sd"] else f" ± {100 * r['sd']:.2f}"
         ci = "" if r["ci_low"] != r["ci_low"] else f" [{pct(r['ci_low'])}, {pct(r['ci_high'])}]"
         diff = "—" if r["config"] == r["baseline"] else (
-            f"{pct(r['diff'])}{ci} (n={r['paired_n']}, vs {r['baseline']})")
+            f"{pct(r['diff'])}{ci} (n={r['paired_n']}{p_value(r['p'])}, vs {r['baseline']})")
         args = " ".join(CONFIGS.get(r["config"], []))
         lines.append(f"| {r['config']} | `{args}` | {r['epochs']} | {r['seeds']} | {100 * r['mean']:.2f}{sd} | {diff} |")
     for r in (r for r in rows if "failed" in r):

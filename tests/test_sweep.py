@@ -41,6 +41,7 @@ def test_paired_difference_and_t_interval(sweep):
     assert r["paired_n"] == 4 and r["seeds"] == 4
     assert r["diff"] == pytest.approx(statistics.mean(diffs))
     assert (r["ci_low"], r["ci_high"]) == pytest.approx((r["diff"] - half, r["diff"] + half))
+    assert r["p"] == pytest.approx(stats.ttest_rel(list(attn.values()), list(base.values())).pvalue)
     assert r["mean"] == pytest.approx(statistics.mean(attn.values()))
     one = out[("paper", 10)]
     assert one["paired_n"] == 1 and one["diff"] == pytest.approx(-0.05) and one["ci_low"] != one["ci_low"]
