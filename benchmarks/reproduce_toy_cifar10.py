@@ -2,7 +2,7 @@
 
     python benchmarks/reproduce_toy_cifar10.py --data-root ../shared/datasets \\
         [--configs baseline,paper] [--seeds 0,1,2] [--epochs 10] [--table-only]
-        [--noise-curve baseline,norm-steps]
+        [--noise-curve baseline,positive-gain]
 
 Every run trains with `python -m gattanet_sim.train` into runs/toy_cifar10/<config>-s<seed>
 (kept; an interrupted run resumes with --resume), selects its model on the validation split
@@ -55,9 +55,9 @@ RECIPE = ["--model", "toy", "--dataset", "cifar10", "--widths", "32,64,128", "--
 
 # name -> extra train arguments, each spelling out the factors it fixes so that its meaning never
 # depends on the defaults. "paper" is the literal reading. "norm-steps" adds batch-norm statistics
-# of their own for the unattended first sweep; the one-factor ablations change one thing of it.
-# "norm-steps" is the toy model's default (preset "recipe"); "standardize" is the variant that
-# stays stable at T = 4, where the raw agreement diverged.
+# of their own for the unattended first sweep; the first one-factor ablations change one thing of
+# it. "positive-gain" (norm-steps with the gain 2 sigmoid(alpha a)) came out best and is the toy
+# model's default (preset "recipe"); the "positive-*" ablations change one thing of it.
 STEPS = ["--timesteps", "2", "--norm-steps", "2"]
 NONE = ["--normalization", "none"]
 POSITIVE = STEPS + NONE + ["--gain-form", "positive"]
