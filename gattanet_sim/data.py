@@ -158,11 +158,10 @@ def extract_archive(archive: Path) -> Path:
                 if not (member.isfile() or member.isdir()):
                     raise DataError(f"archive {archive} holds a link or special file: {member.name}")
             tar.extractall(tmp, filter="data")
-    except (tarfile.TarError, OSError) as err:
+    except BaseException as err:  # a bad archive, a refused member, an interrupt: no half tree
         shutil.rmtree(tmp, ignore_errors=True)
-        raise DataError(f"cannot extract {archive}: {err}") from None
-    except BaseException:  # a refused member or an interrupt: leave no half-extracted tree
-        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, (tarfile.TarError, OSError)):
+            raise DataError(f"cannot extract {archive}: {err}") from None
         raise
     (tmp / ".complete").touch()
     try:

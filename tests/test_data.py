@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import tarfile
 from pathlib import Path
@@ -121,14 +122,21 @@ def test_cifar_from_an_extracted_tree(tmp_path):
     assert len(D.load_split("cifar10", "val", tmp_path, val_size=2, download=False)) == 2
 
 
+@contextlib.contextmanager
+def _one_file_archive(path):
+    """A .tar.gz holding one good file, open for the caller to add more."""
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("cifar10-jpeg/train/a/ok.txt")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"ok"))
+        yield tar
+
+
 @pytest.mark.parametrize("kind", ["symlink", "escape", "device"])
 def test_unsafe_archives_are_refused(tmp_path, kind):
     """Links, device files and paths escaping the target are refused; nothing lands outside."""
     archive = tmp_path / "cifar10-bad.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        info = tarfile.TarInfo("cifar10-jpeg/train/a/ok.txt")
-        info.size = 2
-        tar.addfile(info, io.BytesIO(b"ok"))
+    with _one_file_archive(archive) as tar:
         if kind == "symlink":
             bad = tarfile.TarInfo("cifar10-jpeg/train/a/link.png")
             bad.type, bad.linkname = tarfile.SYMTYPE, "/etc/passwd"
@@ -150,10 +158,8 @@ def test_unsafe_archives_are_refused(tmp_path, kind):
 def test_archive_extracted_by_another_process_first_is_kept(tmp_path, monkeypatch):
     """Two trainings started together both extract; the second to finish keeps the first's tree."""
     archive = tmp_path / "cifar10-jpeg.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        info = tarfile.TarInfo("cifar10-jpeg/train/a/ok.txt")
-        info.size = 2
-        tar.addfile(info, io.BytesIO(b"ok"))
+    with _one_file_archive(archive):
+        pass
     real_open = tarfile.open
 
     def other_process_finishes_first(*args, **kwargs):
