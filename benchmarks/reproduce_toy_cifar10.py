@@ -48,6 +48,7 @@ from gattanet_sim.io import atomic_path
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs" / "toy_cifar10"
 LEDGER = ROOT / "results" / "toy_cifar10_runs.jsonl"
+DEFAULT_EPOCHS = 10
 KEPT = ROOT / "results" / "toy_cifar10_runs"  # each run's small files, kept in git beside the ledger
 KEPT_FILES = ("config.json", "summary.json", "metrics.jsonl")
 RECIPE = ["--model", "toy", "--dataset", "cifar10", "--widths", "32,64,128", "--val-size", "5000",
@@ -106,8 +107,13 @@ def baseline_of(config: str) -> str:
     return config if config.startswith("baseline") else BASELINE_OF.get(config, "baseline")
 
 
+def run_name(config: str, seed: int, epochs: int) -> str:
+    """Run directory name; the epoch count is part of it unless it is the protocol's 10 epochs."""
+    return f"{config}-s{seed}" if epochs == DEFAULT_EPOCHS else f"{config}-e{epochs}-s{seed}"
+
+
 def command(config: str, seed: int, epochs: int, data_root: str) -> list[str]:
-    out = RUNS / f"{config}-s{seed}"
+    out = RUNS / run_name(config, seed, epochs)
     return [sys.executable, "-m", "gattanet_sim.train", *RECIPE, "--data-root", data_root,
             "--epochs", str(epochs), "--seed", str(seed), "--out-dir", str(out), *CONFIGS[config]]
 
@@ -294,7 +300,7 @@ def main() -> None:
     p.add_argument("--data-root", default="data")
     p.add_argument("--configs", default="baseline,paper")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
     p.add_argument("--threads", type=int, default=1, help="CPU threads per run (part of the protocol)")
     p.add_argument("--table-only", action="store_true")
     p.add_argument("--noise-curve", default=None, help="configurations to evaluate under noise")

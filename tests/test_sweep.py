@@ -91,3 +91,16 @@ def test_failed_runs_are_listed_not_averaged(sweep, tmp_path):
     assert [r["config"] for r in sweep.table(sweep.ledger())] == ["baseline"]
     md = (tmp_path / "toy_cifar10_ablation.md").read_text()
     assert "| norm-steps-T4 (seed 0) |" in md and "failed: loss became inf at epoch 2" in md
+
+
+def test_run_directory_depends_on_the_epoch_count(sweep):
+    """A longer run must never pick up the finished 10-epoch run of the same configuration and seed."""
+    ten = sweep.command("positive-gain", 0, 10, "data")
+    twenty = sweep.command("positive-gain", 0, 20, "data")
+
+    def out(cmd: list[str]) -> str:
+        return Path(cmd[cmd.index("--out-dir") + 1]).name
+
+    assert out(ten) == "positive-gain-s0"
+    assert out(twenty) == "positive-gain-e20-s0"
+    assert twenty[twenty.index("--epochs") + 1] == "20"
