@@ -92,6 +92,7 @@ CONFIGS: dict[str, list[str]] = {
     "positive-current-keys": POSITIVE + ["--keys", "current"],
     "positive-loss-all-steps": POSITIVE + ["--loss-all-steps"],
     "positive-alpha-lr-0.01": POSITIVE + ["--alpha-lr", "0.01"],
+    "positive-alpha-init-1": POSITIVE + ["--alpha-init", "1.0"],
     "positive-key-dim-8": POSITIVE + ["--key-dim", "8"],
     "positive-key-dim-32": POSITIVE + ["--key-dim", "32"],
     "positive-adam": POSITIVE + ["--optimizer", "adam", "--lr", "0.003"],
