@@ -40,7 +40,7 @@ from pathlib import Path
 
 from scipy import stats
 
-from gattanet_sim.cli import pick_device, set_threads
+from gattanet_sim.cli import Parser, pick_device, positive_int, set_threads
 from gattanet_sim.data import load_split
 from gattanet_sim.evaluate import accuracy_per_timestep, load_checkpoint
 from gattanet_sim.io import atomic_path
@@ -296,13 +296,23 @@ def write_noise_outputs(rows: list[dict], configs: list[str]) -> None:
         ax.figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
 
 
+def seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated seeds (whole numbers), got {text!r}") from None
+    if any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be >= 0, got {text}")
+    return seeds
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default="data")
     p.add_argument("--configs", default="baseline,paper")
-    p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
-    p.add_argument("--threads", type=int, default=1, help="CPU threads per run (part of the protocol)")
+    p.add_argument("--seeds", type=seed_list, default="0,1,2")
+    p.add_argument("--epochs", type=positive_int, default=DEFAULT_EPOCHS)
+    p.add_argument("--threads", type=positive_int, default=1, help="CPU threads per run (part of the protocol)")
     p.add_argument("--table-only", action="store_true")
     p.add_argument("--noise-curve", default=None, help="configurations to evaluate under noise")
     args = p.parse_args()
@@ -317,7 +327,7 @@ def main() -> None:
         return
     rows = ledger()
     if not args.table_only:
-        for seed in (int(s) for s in args.seeds.split(",")):
+        for seed in args.seeds:
             for config in configs:
                 if any(r["config"] == config and r["seed"] == seed and r["epochs"] == args.epochs
                        and "superseded" not in r for r in rows):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,12 @@ def test_run_directory_depends_on_the_epoch_count(sweep):
     assert out(ten) == "positive-gain-s0"
     assert out(twenty) == "positive-gain-e20-s0"
     assert twenty[twenty.index("--epochs") + 1] == "20"
+
+
+@pytest.mark.parametrize("bad", [["--seeds", "0,x"], ["--epochs", "0"]])
+def test_bad_arguments_give_one_line_and_run_nothing(bad):
+    """Rejected before any run starts: an --epochs 0 run used to reach train and land in the ledger as a failure."""
+    proc = subprocess.run([sys.executable, str(SCRIPT), *bad], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "error: argument" in proc.stderr
+    assert "Traceback" not in proc.stderr
