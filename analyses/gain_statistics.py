@@ -15,27 +15,10 @@ import argparse
 import sys
 from pathlib import Path
 
-import pandas as pd
-
+from gattanet_sim.analysis.gain_statistics import gain_statistics
 from gattanet_sim.cli import Parser, UsageError, main_guard
 from gattanet_sim.io import atomic_path
 from gattanet_sim.recording import open_recording
-
-
-def gain_statistics(gain) -> pd.DataFrame:
-    """Per region and time bin: mean, sd, min, max, fraction below 0 and above 1 of the gain.
-
-    `gain`: a DataArray (presentation, neuroid, time_bin) with a `region` neuroid coordinate.
-    """
-    rows = []
-    for region in dict.fromkeys(gain["region"].values.tolist()):  # area order, as recorded
-        area = gain.sel(region=region)  # (presentation, neuroid', time_bin)
-        for t in area["time_bin"].values:
-            x = area.sel(time_bin=t).values.ravel()
-            rows.append({"region": region, "time_bin": int(t), "mean": x.mean(), "sd": x.std(),
-                         "min": x.min(), "max": x.max(), "below_0": (x < 0).mean(),
-                         "above_1": (x > 1).mean()})
-    return pd.DataFrame(rows)
 
 
 @main_guard

@@ -6,7 +6,12 @@
    default probe: 256 random units per area, every signal, every timestep, written to disk)
    divided by evaluation without it (the model's forward pass and the accuracy). Target: at
    most 1.25.
-2. Memory. Peak resident memory of a process recording N images with every unit of every
+2. Experiment. The same number of presentations recorded two ways, whole runs interleaved
+   three times: an experiment (`gattanet_sim.experiment.run_experiment`: gratings under
+   bottom-up and two template conditions, each presentation with its metadata, condition and
+   template coordinates) divided by a plain recording of as many images. Target: at most 1.0
+   (within noise: the experiment adds only string coordinates and a template per batch).
+3. Memory. Peak resident memory of a process recording N images with every unit of every
    area at T=4 (all signals), for N = images/5 and N = images: streaming means it does not
    grow with N. Target: at most 2 GB. The file is deleted afterwards.
 """
@@ -56,8 +61,8 @@ def time_ratio(batches: int, batch_size: int) -> None:
                 traj = model.simulate(images, T, activity=True)
                 (traj.logits[-1].argmax(1) == labels).float().mean().item()
                 writer.append(trajectory_signals(traj, placement, probe.signals, list(range(T))),
-                              [f"s{i}.{j}" for j in range(batch_size)], labels.numpy(),
-                              ["bench"] * batch_size)
+                              {"stimulus_id": [f"s{i}.{j}" for j in range(batch_size)],
+                               "label": labels.numpy(), "split": ["bench"] * batch_size})
                 t_rec = time.perf_counter() - start
                 if i >= 2:  # warm-up
                     plain.append(t_plain)
@@ -86,8 +91,8 @@ MEMORY_SCRIPT = textwrap.dedent("""
             images = torch.rand(b, 3, 32, 32)
             traj = model.simulate(images, T, activity=True)
             writer.append(trajectory_signals(traj, placement, probe.signals, list(range(T))),
-                          [str(i + j) for j in range(b)], torch.zeros(b, dtype=torch.long).numpy(),
-                          ["bench"] * b)
+                          {{"stimulus_id": [str(i + j) for j in range(b)], "label": [0] * b,
+                           "split": ["bench"] * b}})
     print(placement.size, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """)
 
@@ -104,6 +109,54 @@ def peak_memory(images: int) -> tuple[int, float, float]:
     return neuroids, rss_kb / 1e6, size
 
 
+def experiment_ratio(batches: int, batch_size: int) -> None:
+    import numpy as np
+
+    from gattanet_sim.experiment import plan, run_experiment, coordinate_kinds
+    from gattanet_sim.recording import Presentations, record
+    from gattanet_sim.stimuli import gratings
+    from gattanet_sim.templates import from_model
+
+    torch.manual_seed(0)
+    model = build_model("toy", num_classes=10, alpha_init=0.1).eval()
+    probe = Probe()
+    n = batches * batch_size // 3  # images; three passes make batches * batch_size presentations
+    phases = tuple(np.linspace(0, 360, -(-n // 8), endpoint=False))
+    stimuli = gratings(orientations=(0, 45, 90, 135), contrasts=(0.5, 1.0), phases=phases)
+    stimuli = type(stimuli)(stimuli.images[:n], stimuli.meta.iloc[:n].reset_index(drop=True),
+                            stimuli.identifier, stimuli.parameters)
+    groups = [f"{v:g}" for v in stimuli.meta.orientation]
+    templates = from_model(model, stimuli.images, groups)
+    variants = plan(["bottom-up", "template"], groups, templates, ["0", "90"], 1.0, 0)
+    images = torch.rand(3 * n, 3, 32, 32)
+    times = {"experiment": [], "recording": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for repeat in range(3):
+            placement = place(probe, model, 32)
+            coords = placement.coords(model.backbone.receptive_fields(), 32)
+            start = time.perf_counter()
+            with RecordingWriter(Path(tmp) / f"e{repeat}.nc", coords, list(range(T)), probe.signals,
+                                 16, [str(i) for i in range(10)], coordinate_kinds(stimuli.meta), {}) as w:
+                run_experiment(model, stimuli, variants, w, placement, T, list(range(T)),
+                               batch_size=batch_size, progress=False)
+            times["experiment"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            stream = (Presentations(images[i:i + batch_size], {
+                "stimulus_id": [str(j) for j in range(i, min(i + batch_size, len(images)))],
+                "label": np.zeros(len(images[i:i + batch_size]), int),
+                "split": ["bench"] * len(images[i:i + batch_size])})
+                for i in range(0, len(images), batch_size))
+            placement, writer = writer_for(model, probe, Path(tmp) / f"r{repeat}.nc")
+            with writer:
+                record(model, stream, writer, placement, T, list(range(T)))
+            times["recording"].append(time.perf_counter() - start)
+    ratio = statistics.median(times["experiment"]) / statistics.median(times["recording"])
+    print(f"experiment: {3 * n} presentations (gratings x bottom-up, attend 0, attend 90), T={T}, "
+          f"default probe: {statistics.median(times['experiment']):.1f} s against "
+          f"{statistics.median(times['recording']):.1f} s for a plain recording of as many images: "
+          f"ratio {ratio:.3f} (target <= 1.0 within noise)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batches", type=int, default=20)
@@ -112,6 +165,7 @@ def main() -> None:
     p.add_argument("--skip-memory", action="store_true")
     args = p.parse_args()
     time_ratio(args.batches, args.batch_size)
+    experiment_ratio(args.batches, args.batch_size)
     if args.skip_memory:
         return
     for n in (args.images // 5, args.images):

@@ -96,6 +96,15 @@ CONFIGS: dict[str, list[str]] = {
     "positive-key-dim-8": POSITIVE + ["--key-dim", "8"],
     "positive-key-dim-32": POSITIVE + ["--key-dim", "32"],
     "positive-adam": POSITIVE + ["--optimizer", "adam", "--lr", "0.003"],
+    # time (issue: later timesteps better than earlier ones) and cascade mode, from positive-gain
+    "positive-T4-norm-4": ["--timesteps", "4", "--norm-steps", "4"] + NONE + ["--gain-form", "positive"],
+    "positive-T8-norm-8": ["--timesteps", "8", "--norm-steps", "8"] + NONE + ["--gain-form", "positive"],
+    "positive-T4-loss-all-steps": ["--timesteps", "4", "--norm-steps", "2"] + NONE
+                                  + ["--gain-form", "positive", "--loss-all-steps"],
+    "cascade-T6": ["--mode", "cascade", "--timesteps", "6", "--norm-steps", "2"] + NONE
+                  + ["--gain-form", "positive"],
+    "cascade-T6-norm-6": ["--mode", "cascade", "--timesteps", "6", "--norm-steps", "6"] + NONE
+                         + ["--gain-form", "positive"],
     "positive-no-bn": ["--timesteps", "2", "--norm-steps", "1", "--normalization", "none",
                        "--gain-form", "positive", "--no-batch-norm"],
 }

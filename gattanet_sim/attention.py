@@ -8,6 +8,7 @@ The equations of GAttANet (VanRullen & Alamia 2021), one short function each:
     q = mean_i mean_x q_i(x)                      `global_query`: ONE query, (B, d)
     a_i(x) = k_i(x) . q                           `AttentionRegion.agreement_map`
     g_i(x) = 1 + alpha_i a_i(x)                   `gain_from_agreement`: sent back to area i
+    q = beta q_template + (1 - beta) q            `top_down_query`: a cue from a higher region
 
 Keys and queries are linear in the rates, so the region never needs a d-vector at every
 position: the mean query is the projection of the mean rate, and k(x) . q = r(x) . (W_k^T q).
@@ -28,6 +29,7 @@ NORMALISATIONS = ("none", "standardize", "softmax")
 GAIN_FORMS = ("linear", "bounded", "positive")
 KEY_TIMES = ("previous", "current")
 GAIN_POSITIONS = ("post", "pre")
+CONDITIONS = ("bottom-up", "template", "mixed", "off")
 
 
 @dataclass
@@ -42,6 +44,74 @@ class AttentionState:
 def global_query(area_queries: list[torch.Tensor]) -> torch.Tensor:
     """q = mean over areas of the per-area mean query; inputs (B, d) each, output (B, d)."""
     return torch.stack(area_queries).mean(dim=0)
+
+
+def top_down_query(pooled: torch.Tensor, template: torch.Tensor, beta: float) -> torch.Tensor:
+    """q = beta * template + (1 - beta) * pooled: a top-down cue mixed into the bottom-up query.
+
+    pooled (B, d); template (d,) or (B, d). beta 1 is a pure template, 0 the bottom-up query.
+    """
+    return beta * template.to(pooled).expand_as(pooled) + (1 - beta) * pooled  # (B, d)
+
+
+@dataclass(frozen=True)
+class QuerySource:
+    """Where the global query comes from: the attention condition of an experiment.
+
+    - ``bottom-up`` (the paper, the default): the query pooled from every area's activity;
+    - ``template``: a fixed d-vector (one per image, (B, d), or one for all, (d,)) replaces
+      it, a top-down cue from a region above the visual hierarchy (a pre-cue, Posner 1980);
+    - ``mixed``: ``beta * template + (1 - beta) * bottom-up``;
+    - ``off``: the region still reads the areas (the pooled query is recorded) but sends no
+      gain back: the unattended reference of the same network (an inactivated attention
+      region). Every area is then normalised with the batch-norm statistics of its own
+      first step (the first, unattended sweep; in cascade mode the step it first fires),
+      fitted to activity no gain acted on (see `gattanet_sim.dynamics`).
+
+    GAttANet's keys carry features, not positions: a template attends to whatever carries
+    the features it agrees with, wherever that is. Attending "to a location" means attending
+    to the features of what is there (a template made from a stimulus shown alone there).
+    """
+
+    condition: str = "bottom-up"
+    template: torch.Tensor | None = None
+    beta: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check("condition", self.condition, CONDITIONS)
+        needs = self.condition in ("template", "mixed")
+        if needs and self.template is None:
+            raise ValueError(f"the {self.condition} condition needs a template")
+        if not needs and self.template is not None:
+            raise ValueError(f"the {self.condition} condition takes no template")
+        if needs and self.template.dim() not in (1, 2):
+            raise ValueError(f"a template is (d,) or (B, d); got shape {tuple(self.template.shape)}")
+        if not 0 <= self.beta <= 1:
+            raise ValueError(f"beta must lie in [0, 1], got {self.beta}")
+
+    @property
+    def off(self) -> bool:
+        return self.condition == "off"
+
+    def query(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The global query sent to the areas, from the pooled bottom-up one: (B, d) -> (B, d)."""
+        if self.template is None:
+            return pooled
+        if self.template.shape[-1] != pooled.shape[-1]:
+            raise ValueError(f"template has {self.template.shape[-1]} dimensions, the attention "
+                             f"region's query {pooled.shape[-1]}")
+        return top_down_query(pooled, self.template, self.beta if self.condition == "mixed" else 1.0)
+
+
+def as_query_source(query: "QuerySource | str | torch.Tensor | None") -> QuerySource:
+    """None or "bottom-up", "off", a template tensor, or a `QuerySource` as it is."""
+    if query is None:
+        return QuerySource()
+    if isinstance(query, QuerySource):
+        return query
+    if isinstance(query, torch.Tensor):
+        return QuerySource("template", query)
+    return QuerySource(query)
 
 
 def normalise(a: torch.Tensor, how: str) -> torch.Tensor:
@@ -139,11 +209,15 @@ class AttentionRegion(nn.Module):
             return rate.mean(dim=(2, 3)) @ self.query[name].T  # (B, C) @ (C, d)
         return rate @ self.query[name] / rate.shape[1]  # (B, N) @ (N, d), mean over units
 
-    def observe(self, rates: dict[str, torch.Tensor | None]) -> AttentionState:
-        """Read every active area (None = silent, not yet reached) and pool the global query."""
+    def observe(self, rates: dict[str, torch.Tensor | None],
+                source: QuerySource | None = None) -> AttentionState:
+        """Read every active area (None = silent, not yet reached) and pool the global query;
+        `source` may replace it by a top-down template (default: bottom-up)."""
         read = {name: rate for name, rate in rates.items() if rate is not None}
         area_queries = {name: self.mean_query(name, rate) for name, rate in read.items()}
         query = global_query(list(area_queries.values()))  # (B, d)
+        if source is not None:
+            query = source.query(query)  # (B, d)
         return AttentionState(query, area_queries, read)
 
     def agreement_map(self, name: str, rate: torch.Tensor, query: torch.Tensor) -> torch.Tensor:

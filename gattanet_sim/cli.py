@@ -12,14 +12,9 @@ from typing import Callable
 import torch
 
 from gattanet_sim.data import DataError, DatasetUnavailable, ImageSet, default_root, load_split
-from gattanet_sim.io import UnsafeFileError
-from gattanet_sim.recording import ProbeError
+from gattanet_sim.io import UnsafeFileError, UsageError
 
 DATASETS = ("cifar10", "cifar100", "folder", "stimuli")
-
-
-class UsageError(ValueError):
-    """Arguments that make no sense together; exit status 2, like argparse."""
 
 
 def main_guard(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
@@ -32,7 +27,7 @@ def main_guard(main: Callable[[list[str] | None], int]) -> Callable[[list[str] |
             prog = Path(sys.argv[0]).name
         try:
             return main(argv)
-        except (UsageError, ProbeError) as err:
+        except UsageError as err:  # a bad probe (recording.ProbeError) too
             print(f"{prog}: error: {one_line(err)}", file=sys.stderr)
             return 2
         except (DataError, UnsafeFileError, ValueError, KeyError) as err:

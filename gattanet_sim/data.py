@@ -38,6 +38,8 @@ from gattanet_sim.io import atomic_save, safe_load
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
 VAL_SPLIT_SEED = 0
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                   "truck")  # torchvision's order
 CIFAR_DIRS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 
 
@@ -241,10 +243,10 @@ def load_split(
         raise DataError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     root = Path(root) if root is not None else default_root()
     if dataset == "stimuli":
-        from gattanet_sim.stimuli import shapes
+        from gattanet_sim.stimuli import search
 
         n = stimuli_per_class if split == "train" else max(1, stimuli_per_class // 5)
-        images, labels, classes = shapes(n, image_size or 32, seed=0, split=split)
+        images, labels, classes = search(n, image_size or 32, seed=0, split=split)
         return ImageSet(images, labels, classes, "stimuli")
     if dataset in CIFAR_DIRS:
         return _split(_load_cifar(dataset, root, split, download), split, val_size, dataset, root)

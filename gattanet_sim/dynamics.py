@@ -12,6 +12,16 @@ Two modes of time:
   send nothing to the attention region, and read as zeros in a trajectory. The global query
   is the mean over the areas that fired.
 
+Where the global query comes from is the attention condition (`QuerySource`, argument
+``query`` of `GAttANet.simulate` and `GAttANet.forward`): ``bottom-up`` (the paper), a
+top-down ``template``, a ``mixed`` of both, or ``off`` (no gain acts). Under ``off`` every
+area is normalised at every step with the batch-norm statistics of its own first step (step
+0 in sweep mode, step i for area i in cascade mode, where it first fires and no gain has
+acted on it yet): with per-step statistics (``norm_steps`` > 1) the later rows are fitted
+to gain-modulated activity (mean gains of 0.7-1.0 in a trained model) and would mis-scale
+activity that no gain touched. In sweep mode ``off`` is the network's own unattended sweep,
+repeated, equal at every step to the plain backbone (with unit noise: up to the noise).
+
 Optional Gaussian noise (``noise_std``) is added to every unit's drive before the
 nonlinearity, at every timestep, in training and evaluation alike: trial-to-trial
 variability of a simulated neuron.
@@ -25,7 +35,7 @@ import torch
 from torch import nn
 
 from gattanet_sim.areas import Backbone
-from gattanet_sim.attention import AttentionRegion, AttentionState
+from gattanet_sim.attention import AttentionRegion, AttentionState, QuerySource, as_query_source
 
 MODES = ("sweep", "cascade")
 
@@ -61,7 +71,9 @@ class GAttANet(nn.Module):
 
     ``model(images, timesteps=T)`` returns the last step's logits (B, classes);
     ``model.simulate(images, timesteps=T)`` returns the whole `Trajectory`.
-    Images are (B, C, H, W) in [0, 1].
+    Images are (B, C, H, W) in [0, 1]. ``query`` sets the attention condition: None or
+    "bottom-up", "off", a template tensor (d,) or (B, d), or a `QuerySource`
+    (e.g. ``QuerySource("mixed", template, beta=0.5)``).
     """
 
     def __init__(
@@ -91,40 +103,51 @@ class GAttANet(nn.Module):
         """Timesteps the input needs to reach the read-out: 1 in sweep mode, n in cascade."""
         return 1 if self.mode == "sweep" else len(self.areas)
 
-    def forward(self, images: torch.Tensor, timesteps: int = 2) -> torch.Tensor:
+    def first_step(self, index: int) -> int:
+        """The step at which area number `index` first fires: 0 in sweep mode, `index` in cascade."""
+        return index if self.mode == "cascade" else 0
+
+    def forward(self, images: torch.Tensor, timesteps: int = 2,
+                query: QuerySource | str | torch.Tensor | None = None) -> torch.Tensor:
         if timesteps < self.arrival_steps:
             raise ValueError(
                 f"in {self.mode} mode the input needs {self.arrival_steps} timesteps to reach "
                 f"the read-out; got timesteps={timesteps}"
             )
-        return self._run(images, timesteps, trajectory=None)
+        return self._run(images, timesteps, trajectory=None, source=as_query_source(query))
 
     def simulate(
-        self, images: torch.Tensor, timesteps: int = 2, activity: bool = False
+        self, images: torch.Tensor, timesteps: int = 2, activity: bool = False,
+        query: QuerySource | str | torch.Tensor | None = None,
     ) -> Trajectory:
         """Run T steps and keep the logits, query, agreement and gain (and rates) of each."""
         record: dict[str, list] = {"logits": [], "query": [], "area_queries": [],
                                    "agreement": [], "gain": [], "activity": [] if activity else None}
-        self._run(images, timesteps, trajectory=record)
+        self._run(images, timesteps, trajectory=record, source=as_query_source(query))
         return self._stack(record, images.shape[0], images.shape[-1])
 
-    def _run(self, images: torch.Tensor, timesteps: int, trajectory: dict | None) -> torch.Tensor:
+    def _run(self, images: torch.Tensor, timesteps: int, trajectory: dict | None,
+             source: QuerySource = QuerySource()) -> torch.Tensor:
         if timesteps < 1:
             raise ValueError(f"timesteps must be at least 1, got {timesteps}")
+        if self.attention is None and source.condition != "bottom-up":
+            raise ValueError(f"the {source.condition} condition needs an attention region; "
+                             "this model has none")
         names = list(self.areas)
         retina = self.backbone.retina(images)  # (B, C, H, W)
         rates: dict[str, torch.Tensor | None] = dict.fromkeys(names)
         state: AttentionState | None = None
-        static = self.attention is None and self.mode == "sweep" and self.noise_std == 0
+        static = (self.attention is None or source.off) and self.mode == "sweep" and self.noise_std == 0
         for t in range(timesteps):
             if static and t > 0:  # nothing changes between sweeps: repeat the first
                 if trajectory is not None:
-                    self._observe_step(trajectory, rates, None, {}, {})
+                    self._observe_step(trajectory, rates, state, {}, {})
                 continue
-            rates, agreements, gains = self._step(retina, rates, state, t)
+            rates, agreements, gains = self._step(retina, rates, None if source.off else state,
+                                                  None if source.off else t)
             last = t == timesteps - 1
             if self.attention is not None and (trajectory is not None or not last):
-                state = self.attention.observe(rates)
+                state = self.attention.observe(rates, source)
             if trajectory is not None:
                 self._observe_step(trajectory, rates, state, agreements, gains)
         logits = rates[names[-1]]
@@ -137,9 +160,13 @@ class GAttANet(nn.Module):
         retina: torch.Tensor,
         previous: dict[str, torch.Tensor | None],
         state: AttentionState | None,
-        t: int = 0,
+        t: int | None = 0,
     ) -> tuple[dict, dict, dict]:
-        """One timestep through every area; returns the new rates, agreements and gains."""
+        """One timestep through every area; returns the new rates, agreements and gains.
+
+        `t` picks the batch-norm statistics; None: each area's first step (attention off).
+        No `state` means no gain acts.
+        """
         rates, agreements, gains = {}, {}, {}
         x: torch.Tensor | None = retina
         for i, (name, area) in enumerate(self.areas.items()):
@@ -148,7 +175,7 @@ class GAttANet(nn.Module):
                 if x is None:
                     rates[name] = None
                     continue
-            drive = area.drive(x, t)  # (B, C, H, W) | (B, N)
+            drive = area.drive(x, self.first_step(i) if t is None else t)  # (B, C, H, W) | (B, N)
             if self.noise_std > 0:
                 drive = drive + self.noise_std * torch.randn_like(drive)
             gain = None

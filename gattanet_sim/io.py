@@ -15,6 +15,10 @@ from typing import Any, Iterator
 import torch
 
 
+class UsageError(ValueError):
+    """Arguments or options that make no sense together; the tools exit with status 2."""
+
+
 class UnsafeFileError(ValueError):
     """A file that is not what it claims, or whose loading would run code."""
 

@@ -12,6 +12,7 @@ reads as float32 everywhere. Open a recording with `gattanet_sim.recording.open_
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -27,7 +28,8 @@ from gattanet_sim.data import ImageSet, batches
 from gattanet_sim.evaluate import load_checkpoint
 from gattanet_sim.io import sha256
 from gattanet_sim.recording import (
-    SIGNALS, Probe, RecordingWriter, place, record, recording_attrs,
+    SIGNALS, Presentations, Probe, RecordingWriter, place, record, recording_attrs, time_bin_ms,
+    time_mapping,
 )
 
 
@@ -56,15 +58,17 @@ def parse_args(argv: list[str] | None):
 
 def presentations(data: ImageSet, dataset: str, split: str, batch_size: int, device,
                   noise_std: float, seed: int):
-    """Batches of (images, labels, stimulus ids, presentation coordinates)."""
+    """Batches of images with their presentation coordinates."""
     g = torch.Generator(device=device).manual_seed(seed)
     start = 0
     for images, labels in batches(data, batch_size, device):
         if noise_std > 0:
             images = images + noise_std * torch.randn(images.shape, generator=g, device=device)
-        ids = [f"{dataset}/{split}/{i}" for i in range(start, start + len(labels))]
-        start += len(labels)
-        yield images, labels, ids, {"split": split, "noise_std": np.full(len(labels), noise_std)}
+        n = len(labels)
+        yield Presentations(images, {
+            "stimulus_id": [f"{dataset}/{split}/{i}" for i in range(start, start + n)],
+            "label": labels.cpu().numpy(), "split": [split] * n, "noise_std": np.full(n, noise_std)})
+        start += n
 
 
 @main_guard
@@ -84,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     image_size = data.images.shape[-1]
     placement = place(probe, model, image_size)
     neuroids = placement.coords(model.backbone.receptive_fields(), image_size)
+    mapping = time_mapping(model.mode, list(model.areas))
     attrs = recording_attrs(model, checkpoint=str(path), checkpoint_sha256=sha256(path),
+                            time_mapping=json.dumps(mapping), identifier=args.out.stem,
+                            stimulus_set_identifier=f"{dataset}.{args.split}",
                             seed=args.seed, probe_seed=args.probe_seed, units=str(probe.units),
                             dataset=dataset, split=args.split, timesteps=timesteps,
                             noise_std=args.noise_std, float16=int(args.float16))
@@ -93,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     stream = presentations(data, dataset, args.split, args.batch_size, device, args.noise_std, args.seed)
     stream = tqdm(stream, total=-(-len(data) // args.batch_size), desc="recording", unit="batch")
     with RecordingWriter(args.out, neuroids, steps, probe.signals, key_dim, data.classes,
-                         ["stimulus_id", "label", "split", "noise_std"], attrs, args.float16) as writer:
+                         ["stimulus_id", "label", "split", "noise_std"], attrs, args.float16,
+                         time_bin_ms(mapping, neuroids["region"], steps)) as writer:
         n = record(model, stream, writer, placement, timesteps, steps)
     print(f"recorded {n} presentations x {placement.size} neuroids x {len(steps)} time bins "
           f"({', '.join(probe.signals)}) -> {args.out}")

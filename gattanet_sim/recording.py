@@ -25,13 +25,16 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterable, Sequence
 
 import netCDF4
 import numpy as np
 import torch
 import xarray as xr
 
+from gattanet_sim.attention import QuerySource
 from gattanet_sim.dynamics import GAttANet, Trajectory
+from gattanet_sim.io import UsageError
 
 SIGNALS = ("activity", "gain", "agreement", "query", "logits")
 NEUROID_SIGNALS = ("activity", "gain", "agreement")
@@ -39,7 +42,7 @@ NEUROID_COORDS = ("neuroid_id", "region", "channel", "x", "y", "rf_size")
 FLOAT16_BITS = 11  # float16's mantissa precision: 10 stored bits + the implicit one
 
 
-class ProbeError(ValueError):
+class ProbeError(UsageError):
     """A probe that cannot be placed on this model."""
 
 
@@ -206,10 +209,48 @@ def read_out(traj: Trajectory, placement: Placement, signal: str, steps: list[in
                 values = source.mean(dim=(-2, -1)).unsqueeze(-1).expand(-1, -1, n)  # (T, B, n)
             else:
                 values = source[:, :, row, col]  # (T, B, n): the gain at each unit's position
-        if len(steps) != traj.timesteps:
+        if list(steps) != list(range(traj.timesteps)):
             values = values[torch.as_tensor(steps)]  # (T', B, n)
         parts.append(values.permute(1, 2, 0).float().cpu())  # (B, n, T')
     return torch.cat(parts, dim=1).numpy()
+
+
+# Milliseconds of each timestep, per area, so that a recording lines up with physiology (as
+# Brain-Score's CORnet wrappers map their timesteps: CORnet-S onsets V1 50, V2 70, V4 90 ms).
+# `sweep`: area i (0 = the first) answers 50 + 20 i ms after stimulus onset and every sweep
+# lasts 50 ms, so step t of area i is [50 + 20 i + 50 t, 100 + 20 i + 50 t). `cascade`: a
+# step is one area-to-area transmission of 20 ms and area i first fires at step i, so step t
+# of every area is [50 + 20 t, 70 + 20 t): area i's first bin starts at 50 + 20 i ms, as in
+# a sweep. Change the constants here (they are written into every recording's attributes).
+ONSET_MS, AREA_DELAY_MS, SWEEP_MS, CASCADE_MS = 50.0, 20.0, 50.0, 20.0
+
+
+def time_mapping(mode: str, areas: list[str]) -> dict[str, tuple[float, float]]:
+    """Area -> (start of step 0 in ms, duration of a step in ms) for the simulator's mode."""
+    if mode == "cascade":
+        return {name: (ONSET_MS, CASCADE_MS) for name in areas}
+    return {name: (ONSET_MS + AREA_DELAY_MS * i, SWEEP_MS) for i, name in enumerate(areas)}
+
+
+def time_bin_ms(mapping: dict[str, tuple[float, float]], regions: np.ndarray,
+                steps: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """time_bin_start and time_bin_end (ms) of every neuroid and step: two (neuroid, time_bin)."""
+    start = np.array([mapping[r][0] for r in regions])[:, None]  # (neuroid, 1)
+    width = np.array([mapping[r][1] for r in regions])[:, None]
+    t = np.asarray(steps, dtype=float)[None, :]  # (1, time_bin)
+    return start + width * t, start + width * (t + 1)
+
+
+def coordinate_kinds(names: list[str] | dict[str, str]) -> dict[str, str]:
+    """Presentation coordinates -> kind ("str", "int" or "float"); a plain list gives the
+    usual ones their kinds and every other coordinate "float"."""
+    if isinstance(names, dict):
+        return dict(names)
+    known = {"stimulus_id": "str", "label": "int", "split": "str"}
+    return {name: known.get(name, "float") for name in names}
+
+
+NC_TYPES = {"str": str, "int": "i8", "float": "f8"}
 
 
 class RecordingWriter:
@@ -217,40 +258,49 @@ class RecordingWriter:
 
     Writes to a temporary file beside `path` and renames it onto `path` in `close()`, after
     which the file carries the global attribute ``complete = 1``; `abort()` (or an
-    exception inside a ``with`` block) deletes the temporary file.
+    exception inside a ``with`` block) deletes the temporary file. `presentation_coords`
+    names the presentation coordinates (a dict gives each its kind: "str", "int", "float");
+    `time_ms`, if given, is (time_bin_start, time_bin_end), each (neuroid, time_bin), in ms.
     """
 
     def __init__(self, path: Path | str, neuroids: dict[str, np.ndarray], time_bins: list[int],
                  signals: tuple[str, ...], key_dim: int, classes: list[str],
-                 presentation_coords: list[str], attrs: dict, float16: bool = False) -> None:
+                 presentation_coords: list[str] | dict[str, str], attrs: dict, float16: bool = False,
+                 time_ms: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent)
         os.close(fd)
         self.tmp = Path(tmp)
         self.signals = signals
-        self.extra = [c for c in presentation_coords if c not in ("stimulus_id", "label", "split")]
+        self.kinds = {"stimulus_id": "str", "label": "int", **coordinate_kinds(presentation_coords)}
         self.n = 0
         nc = self.nc = netCDF4.Dataset(self.tmp, "w", format="NETCDF4")
         nc.createDimension("presentation", None)
-        nc.createDimension("neuroid", len(neuroids["neuroid_id"]))
         nc.createDimension("time_bin", len(time_bins))
         nc.createDimension("class", len(classes))
-        for name, values in neuroids.items():
-            var = nc.createVariable(name, str if values.dtype == object else values.dtype, ("neuroid",))
-            var[:] = values
         nc.createVariable("time_bin", "i4", ("time_bin",))[:] = np.asarray(time_bins)
+        neuroid_coords = list(NEUROID_COORDS)
+        has_neuroids = bool(set(signals) & set(NEUROID_SIGNALS))  # else no neuroid dimension at all
+        if has_neuroids:
+            nc.createDimension("neuroid", len(neuroids["neuroid_id"]))
+            for name, values in neuroids.items():
+                var = nc.createVariable(name, str if values.dtype == object else values.dtype, ("neuroid",))
+                var[:] = values
+        if time_ms is not None and has_neuroids:
+            for name, values in zip(("time_bin_start", "time_bin_end"), time_ms):
+                var = nc.createVariable(name, "f4", ("neuroid", "time_bin"))
+                var[:] = values
+                var.setncattr("units", "ms")
+            neuroid_coords += ["time_bin_start", "time_bin_end"]
         if "query" in signals:
             nc.createDimension("key_dim", key_dim)
             nc.createVariable("key_dim", "i4", ("key_dim",))[:] = np.arange(key_dim)
         cls = nc.createVariable("class", str, ("class",))
         cls[:] = np.asarray(classes, dtype=object)
-        nc.createVariable("stimulus_id", str, ("presentation",))
-        nc.createVariable("label", "i8", ("presentation",))
-        nc.createVariable("split", str, ("presentation",))
-        for name in self.extra:
-            nc.createVariable(name, "f8", ("presentation",))
-        pres = " ".join(["stimulus_id", "label", "split", *self.extra])
+        for name, kind in self.kinds.items():
+            nc.createVariable(name, NC_TYPES[kind], ("presentation",))
+        pres = " ".join(self.kinds)
         quantize = {"significant_digits": FLOAT16_BITS, "quantize_mode": "BitRound",
                     "zlib": True, "complevel": 1} if float16 else {}
         dims = {"activity": "neuroid", "gain": "neuroid", "agreement": "neuroid",
@@ -261,21 +311,25 @@ class RecordingWriter:
             var = nc.createVariable(var_name, "f4", ("presentation", dims[signal], "time_bin"),
                                     chunksizes=(max(1, min(64, 2**22 // max(1, width * len(time_bins)))),
                                                 width, len(time_bins)), **quantize)
-            extra_coords = " ".join(NEUROID_COORDS) if dims[signal] == "neuroid" else ""
+            extra_coords = " ".join(neuroid_coords) if dims[signal] == "neuroid" else ""
             var.setncattr("coordinates", f"{pres} {extra_coords}".strip())
         nc.setncatts({k: str(v) for k, v in attrs.items()})
         nc.setncattr("complete", 0)
 
-    def append(self, signals: dict[str, np.ndarray], stimulus_id: list[str], label: np.ndarray,
-               split: list[str], extra: dict[str, np.ndarray] | None = None) -> None:
-        """Add a chunk of presentations: each signal (B, width, time_bin)."""
-        b = len(stimulus_id)
+    def append(self, signals: dict[str, np.ndarray], coords: dict[str, Sequence]) -> None:
+        """Add a chunk of presentations: each signal (B, width, time_bin); `coords` holds every
+        presentation coordinate the writer was made with (B values each)."""
+        missing = [name for name in self.kinds if name not in coords]
+        if missing:
+            raise ValueError(f"presentation coordinate(s) {', '.join(missing)} missing from a chunk")
+        b = len(coords["stimulus_id"])
         sl = slice(self.n, self.n + b)
-        self.nc["stimulus_id"][sl] = np.asarray(stimulus_id, dtype=object)
-        self.nc["label"][sl] = np.asarray(label)
-        self.nc["split"][sl] = np.asarray(split, dtype=object)
-        for name in self.extra:
-            self.nc[name][sl] = np.asarray((extra or {})[name], dtype=np.float64)
+        for name, kind in self.kinds.items():
+            values = coords[name]
+            if kind == "str":
+                self.nc[name][sl] = np.asarray([str(v) for v in values], dtype=object)
+            else:
+                self.nc[name][sl] = np.asarray(values, dtype=np.int64 if kind == "int" else np.float64)
         for signal in self.signals:
             self.nc["global_query" if signal == "query" else signal][sl] = signals[signal]
         self.n += b
@@ -331,19 +385,25 @@ def recording_attrs(model: GAttANet, **extra) -> dict:
             "git_commit": git_commit(), "created": datetime.now(timezone.utc).isoformat(), **extra}
 
 
-def record(model: GAttANet, stream, writer: RecordingWriter, placement: Placement,
-           timesteps: int, steps: list[int]) -> int:
-    """Simulate every batch of `stream` and append what the probe sees; returns presentations.
+@dataclass
+class Presentations:
+    """A batch to show the model: images (B, C, H, W) in [0, 1], their presentation
+    coordinates (B values each; stimulus_id and label at least) and the attention condition."""
 
-    `stream` yields (images, labels, stimulus_ids, extra presentation coords) batches.
-    """
+    images: torch.Tensor
+    coords: dict[str, Sequence]
+    query: QuerySource | None = None
+
+
+def record(model: GAttANet, stream: Iterable[Presentations], writer: RecordingWriter,
+           placement: Placement, timesteps: int, steps: list[int]) -> int:
+    """Simulate every batch of `stream` and append what the probe sees; returns presentations."""
     model.eval()
     with torch.no_grad():
-        for images, labels, ids, extra in stream:
-            traj = model.simulate(images, timesteps, activity="activity" in writer.signals)
-            writer.append(trajectory_signals(traj, placement, writer.signals, steps), ids,
-                          labels.cpu().numpy(), [extra.get("split", "")] * len(ids),
-                          {k: v for k, v in extra.items() if k != "split"})
+        for batch in stream:
+            traj = model.simulate(batch.images, timesteps, activity="activity" in writer.signals,
+                                  query=batch.query)
+            writer.append(trajectory_signals(traj, placement, writer.signals, steps), batch.coords)
     return writer.n
 
 

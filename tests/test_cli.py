@@ -180,3 +180,15 @@ def test_runaway_prone_options_are_warned_about(tmp_path, capsys):
     assert "feed on itself" not in capsys.readouterr().err
     assert run_train(tmp_path / "r", "--timesteps", "3", "--epochs", "1") == 0  # the recipe's gain is < 2
     assert "feed on itself" not in capsys.readouterr().err
+
+
+def test_training_never_imports_the_recorder():
+    """train runs where netCDF4 is not installed: it imports neither netCDF4 nor xarray."""
+    import subprocess
+    import sys
+
+    code = ("import sys, gattanet_sim.train, gattanet_sim.evaluate; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('netCDF4', 'xarray')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -14,7 +14,8 @@ import xarray as xr
 from gattanet_sim import build_model, record as record_cli
 from gattanet_sim.io import atomic_save
 from gattanet_sim.recording import (
-    IncompleteRecording, Probe, ProbeError, RecordingWriter, open_recording, place, record,
+    IncompleteRecording, Presentations, Probe, ProbeError, RecordingWriter, open_recording, place,
+    record,
     trajectory_signals,
 )
 
@@ -50,9 +51,10 @@ def write(path, model, probe, images, labels, chunk=4, float16=False):
     writer = RecordingWriter(path, placement.coords(model.backbone.receptive_fields(), 32), steps,
                              probe.signals, model.attention.key_dim, [str(i) for i in range(10)],
                              ["stimulus_id", "label", "split"], {"model": "toy"}, float16)
-    stream = ((images[i:i + chunk], labels[i:i + chunk],
-               [f"s{j}" for j in range(i, min(i + chunk, len(labels)))], {"split": "val"})
-              for i in range(0, len(labels), chunk))
+    stream = (Presentations(images[i:i + chunk], {
+        "label": labels[i:i + chunk].numpy(), "split": ["val"] * len(labels[i:i + chunk]),
+        "stimulus_id": [f"s{j}" for j in range(i, min(i + chunk, len(labels)))]})
+        for i in range(0, len(labels), chunk))
     with writer:
         record(model, stream, writer, placement, T, steps)
     return placement
@@ -156,8 +158,9 @@ def test_appending_chunks_equals_one_write(tmp_path):
                              list(range(T)), probe.signals, 5, list("abcdefghij"),
                              ["stimulus_id", "label", "split"], {"model": "toy"}) as w:
             for i in range(0, 10, chunk):
-                w.append({k: v[i:i + chunk] for k, v in signals.items()}, ids[i:i + chunk],
-                         labels[i:i + chunk].numpy(), ["val"] * len(ids[i:i + chunk]))
+                w.append({k: v[i:i + chunk] for k, v in signals.items()},
+                         {"stimulus_id": ids[i:i + chunk], "label": labels[i:i + chunk].numpy(),
+                          "split": ["val"] * len(ids[i:i + chunk])})
     a, b = xr.open_dataset(tmp_path / "chunks.nc"), xr.open_dataset(tmp_path / "whole.nc")
     xr.testing.assert_identical(a, b)
     assert a.sizes["presentation"] == 10
@@ -196,7 +199,7 @@ def test_killed_recording_leaves_no_complete_looking_file(tmp_path):
     script = textwrap.dedent(f"""
         import os, signal, torch
         from gattanet_sim import build_model
-        from gattanet_sim.recording import Probe, RecordingWriter, place, record
+        from gattanet_sim.recording import Presentations, Probe, RecordingWriter, place, record
         torch.manual_seed(0)
         model = build_model("toy", num_classes=10, widths=(4, 6, 8), hidden=12, key_dim=5).eval()
         placement = place(Probe(units="all"), model, 32)
@@ -207,7 +210,8 @@ def test_killed_recording_leaves_no_complete_looking_file(tmp_path):
             for i in range(10):
                 if i == 3:
                     os.kill(os.getpid(), signal.SIGKILL)
-                yield torch.rand(4, 3, 32, 32), torch.zeros(4, dtype=torch.long), list("abcd"), {{}}
+                yield Presentations(torch.rand(4, 3, 32, 32),
+                                    {{"stimulus_id": list("abcd"), "label": [0] * 4, "split": [""] * 4}})
         record(model, stream(), writer, placement, 2, [0, 1])
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
@@ -268,3 +272,81 @@ def test_gain_statistics_analysis_reads_the_recording(tmp_path):
     proc = subprocess.run([sys.executable, str(script), str(tmp_path / "a.nc")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "no gain recorded" in proc.stderr
+
+
+def test_channel_mean_probe_records_the_spatial_mean_of_gain_and_agreement(tmp_path):
+    """channel-mean: every channel of a conv area carries its area's mean gain/agreement over
+    space; dense units carry their own."""
+    model = tiny_model()
+    images, labels = stimuli(4)
+    write(tmp_path / "m.nc", model, Probe(units="channel-mean", signals=("gain", "agreement")),
+          images, labels)
+    ds = open_recording(tmp_path / "m.nc")
+    with torch.no_grad():
+        traj = model.simulate(images, T)
+    for signal in ("gain", "agreement"):
+        source = getattr(traj, signal)
+        for region, channels in (("V1", 4), ("V4", 8)):
+            expected = source[region].mean((-2, -1)).T.numpy()  # (B, T)
+            got = ds[signal].sel(region=region).values  # (B, channels, T)
+            assert got.shape[1] == channels
+            for c in range(channels):
+                np.testing.assert_allclose(got[:, c], expected, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(ds[signal].sel(region="IT").values,
+                                   source["IT"].permute(1, 2, 0).numpy(), rtol=1e-5, atol=1e-7)
+    assert not np.allclose(ds.gain.sel(region="V1").values[..., 1:], 1.0)  # gains did act
+
+
+def test_x_is_the_image_column_and_y_its_row(tmp_path):
+    """A bright patch at column 24-25, row 2-3 of an asymmetric image: the V1 unit that answers
+    most sits at x = 25, y = 3 (swapping the two would put it at x = 3, y = 25)."""
+    model = tiny_model()
+    with torch.no_grad():
+        conv = model.areas["V1"].conv
+        conv.weight.zero_()
+        conv.weight[0] = 1.0  # channel 0 sums its 3x3 input over colours: a luminance detector
+        if conv.bias is not None:
+            conv.bias.zero_()
+    image = model.backbone.mean.expand(1, 3, 32, 32).clone()  # 0 after the retina
+    image[:, :, 2:4, 24:26] = 1.0
+    write(tmp_path / "p.nc", model, Probe(units="channels:0", regions=["V1"], signals=("activity",)),
+          image, torch.zeros(1, dtype=torch.long))
+    v1 = open_recording(tmp_path / "p.nc").activity.sel(time_bin=0).isel(presentation=0)
+    best = v1.isel(neuroid=int(np.argmax(v1.values)))
+    assert (float(best.x), float(best.y)) == (25.0, 3.0)
+
+
+def test_chosen_time_bins_record_those_steps(tmp_path):
+    """--time-bins 0,2 of a 3-step run records steps 0 and 2, not the first two."""
+    model = tiny_model()
+    images, labels = stimuli(4)
+    write(tmp_path / "t.nc", model, Probe(units=20, timesteps=[0, 2]), images, labels)
+    ds = open_recording(tmp_path / "t.nc")
+    assert ds.time_bin.values.tolist() == [0, 2]
+    with torch.no_grad():
+        traj = model.simulate(images, T, activity=True)
+    steps = torch.tensor([0, 2])
+    np.testing.assert_allclose(ds.logits.values, traj.logits[steps].permute(1, 2, 0).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ds.global_query.values, traj.query[steps].permute(1, 2, 0).numpy(),
+                               rtol=1e-6)
+    np.testing.assert_allclose(ds.activity.sel(region="IT").values,
+                               traj.activity["IT"][:, :, :][steps][..., ds.activity.sel(region="IT")
+                                                                   .channel.values]
+                               .permute(1, 2, 0).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ds.gain.sel(region="readout").values,
+                               traj.gain["readout"][steps][..., ds.gain.sel(region="readout")
+                                                           .channel.values].permute(1, 2, 0).numpy(),
+                               rtol=1e-6)
+
+
+def test_cli_recording_carries_milliseconds_and_identifiers(checkpoint, tmp_path):
+    """Each time bin also as time_bin_start/end in ms, per area (documented mapping)."""
+    out = tmp_path / "ms.nc"
+    assert record_cli.main([str(checkpoint), "--units", "2", "--limit", "3", "--out", str(out)]) == 0
+    ds = open_recording(out)
+    start = ds.time_bin_start.sel(region="V2").values  # (neuroid, time_bin)
+    end = ds.time_bin_end.sel(region="V2").values
+    np.testing.assert_allclose(start[0], [70.0, 120.0, 170.0])
+    np.testing.assert_allclose(end - start, 50.0)
+    np.testing.assert_allclose(ds.time_bin_start.sel(region="V1").values[0], [50.0, 100.0, 150.0])
+    assert ds.attrs["identifier"] == "ms" and ds.attrs["stimulus_set_identifier"] == "stimuli.val"

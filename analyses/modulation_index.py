@@ -1,0 +1,103 @@
+"""Attentional modulation index (AMI) per area and time bin, and its trend along the hierarchy.
+
+    python -m gattanet_sim.experiment RUN_DIR --paradigm gratings --conditions off,valid \\
+        --units 128 --out data/recordings/gratings.nc
+    python analyses/modulation_index.py data/recordings/gratings.nc --out results/gratings
+
+Writes modulation_index.csv (per area x time bin: units, mean AMI with a bootstrap 95% CI over
+units, median AMI, population ratio R_att / R_unatt with a CI), modulation_index_trend.csv (at
+the last time bin: Spearman correlation of area position and unit AMI, and |AMI|, bootstrap
+95% CIs over units) and modulation_index.png/.svg. Attended and unattended presentations are matched by
+(stimulus_id, repetition); by default cue=valid vs condition=off.
+Biology: AMI grows along the hierarchy, V1 < V4 < IT (McAdams & Maunsell 1999; Luck et al.
+1997; Maunsell & Cook 2002).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+
+from gattanet_sim.analysis.common import AnalysisError
+from gattanet_sim.analysis.modulation_index import (
+    ATTENDED, BIOLOGY, UNATTENDED, describe, hierarchy_trend, modulation_index, parse_selection,
+)
+from gattanet_sim.analysis.output import write_figure, write_table
+from gattanet_sim.cli import Parser, main_guard
+from gattanet_sim.recording import open_recording
+
+
+def add_selection_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--attended", type=parse_selection, default=ATTENDED,
+                   help="presentations with attention, COORD=VALUE[,..] (default cue=valid)")
+    p.add_argument("--unattended", type=parse_selection, default=UNATTENDED,
+                   help="the unattended reference, COORD=VALUE[,..] (default condition=off)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+
+
+@main_guard
+def main(argv: list[str] | None = None) -> int:
+    p = Parser(prog="python analyses/modulation_index.py", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("recording", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="directory for the tables and figure")
+    p.add_argument("--min-response", type=float, default=1e-3, help="least R_att + R_unatt of a unit")
+    add_selection_arguments(p)
+    args = p.parse_args(argv)
+    ds = open_recording(args.recording)
+    kwargs = dict(attended=args.attended, unattended=args.unattended, min_response=args.min_response,
+                  seed=args.seed)
+    table, trend = modulation_index(ds, **kwargs), hierarchy_trend(ds, **kwargs)
+    if table.units.sum() == 0:
+        raise AnalysisError("modulation_index: no unit responds above --min-response")
+    write_table(table, args.out / "modulation_index.csv")
+    write_table(trend, args.out / "modulation_index_trend.csv")
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [1, 1.2]})
+    regions = list(dict.fromkeys(table.region))
+    palette = dict(zip(regions, sns.color_palette("viridis", len(regions))))
+    for region, rows in table.groupby("region", sort=False):
+        left.errorbar(rows.time_bin, rows.mean_ami, yerr=[rows.mean_ami - rows.ami_ci_low,
+                      rows.ami_ci_high - rows.mean_ami], marker="o", capsize=3, label=region, color=palette[region])
+    left.axhline(0, color="grey", linestyle=":")
+    left.set(xlabel="time bin", ylabel="mean AMI (95% CI over units)", title="Modulation over time",
+             xticks=sorted(table.time_bin.unique()))
+    left.legend(frameon=False, fontsize=8)
+    last = table[table.time_bin == table.time_bin.max()]
+    x = np.arange(len(last))
+    right.bar(x, last.mean_ami, color=[palette[r] for r in last.region])
+    right.errorbar(x, last.mean_ami, yerr=[last.mean_ami - last.ami_ci_low, last.ami_ci_high - last.mean_ami],
+                   fmt="none", color="black", capsize=3)
+    right.scatter(x, last.median_ami, marker="_", s=300, color="crimson", zorder=3, label="median")
+    right.set_xticks(x, [f"{r}\nratio {q:.2f}\n[{lo:.2f}, {hi:.2f}]\n{n} units" for r, q, lo, hi, n in
+                         zip(last.region, last.ratio, last.ratio_ci_low, last.ratio_ci_high, last.units)], fontsize=8)
+    right.axhline(0, color="grey", linestyle=":")
+    row = trend.iloc[0]
+    right.set(ylabel="AMI at the last time bin",
+              title=f"t={row.time_bin}: Spearman(area, AMI) = {row.spearman_rho:.2f} "
+                    f"[{row.rho_ci_low:.2f}, {row.rho_ci_high:.2f}]\n"
+                    f"Spearman(area, |AMI|) = {row.abs_spearman_rho:.2f} "
+                    f"[{row.abs_rho_ci_low:.2f}, {row.abs_rho_ci_high:.2f}]")
+    right.legend(frameon=False, fontsize=8, loc="upper left")
+    left_out = f"; left out (not rates): {', '.join(table.attrs['left_out'])}" if table.attrs["left_out"] else ""
+    fig.suptitle(f"Attentional modulation index (R_att - R_unatt)/(R_att + R_unatt): {describe(args.attended)} "
+                 f"vs {describe(args.unattended)}, {int(table.pairs.iloc[0])} matched presentations",
+                 fontsize=10)
+    fig.text(0.01, -0.08, f"{BIOLOGY}\nratio = mean R_att / mean R_unatt over the units (95% CI){left_out}.",
+             fontsize=8, ha="left")
+    fig.tight_layout()
+    write_figure(fig, args.out / "modulation_index")
+    print(table.round(4).to_string(index=False))
+    print(trend.round(4).to_string(index=False))
+    if table.attrs["left_out"]:
+        print(f"left out (activity below 0, not a rate): {', '.join(table.attrs['left_out'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
