@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: train test benchmark experiments clean
+.PHONY: train test benchmark experiments scorecard clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,50 @@ experiments: $(STAMP)
 	$(PY) -m gattanet_sim.experiment $(RUN) --paradigm composite --n 1000 \
 	    --conditions bottom-up,off,valid,neutral,invalid --signals logits,query --out $(REC)/composite.nc
 	$(PY) analyses/cueing.py $(REC)/composite.nc --out $(EXP)
+
+# The biology scorecard from scratch: trains the recipe's toy model (sweep, T = 2, 10 epochs) and
+# a cascade model (T = 6, CASCADE_EPOCHS) unless the runs exist (`make -j2 scorecard` trains the
+# two side by side), records the experiments, runs every analysis.
+DATA_ROOT ?= ../shared/datasets
+SWEEP_RUN ?= runs/toy_cifar10/positive-gain-s0
+CASCADE_RUN ?= runs/toy_cifar10/cascade-T6-s0
+CASCADE_EPOCHS ?= 5
+SC ?= data/recordings/scorecard
+TABLES ?= results/scorecard
+SCORECARD ?= results/biology_scorecard.md
+TOY = --dataset cifar10 --data-root $(DATA_ROOT) --widths 32,64,128 --seed 0 --quiet
+GRATINGS = --paradigm gratings --orientations 0,45,90,135 --spatial-frequencies 0.5 --phases 0,90,180,270
+EXPERIMENT = $(PY) -m gattanet_sim.experiment
+
+$(SWEEP_RUN)/summary.json: | $(STAMP)
+	$(PY) -m gattanet_sim.train $(TOY) --epochs 10 --timesteps 2 --out-dir $(SWEEP_RUN) \
+	    $$(test -f $(SWEEP_RUN)/last.pt && echo --resume)
+
+$(CASCADE_RUN)/summary.json: | $(STAMP)
+	$(PY) -m gattanet_sim.train $(TOY) --epochs $(CASCADE_EPOCHS) --mode cascade --timesteps 6 \
+	    --out-dir $(CASCADE_RUN) $$(test -f $(CASCADE_RUN)/last.pt && echo --resume)
+
+scorecard: $(STAMP) $(SWEEP_RUN)/summary.json $(CASCADE_RUN)/summary.json
+	$(EXPERIMENT) $(SWEEP_RUN) $(GRATINGS) --contrasts series:0.1 --conditions off,valid,invalid \
+	    --units 128 --out $(SC)/crf.nc
+	$(EXPERIMENT) $(SWEEP_RUN) $(GRATINGS) --contrasts 1 --conditions off,template --units 128 \
+	    --out $(SC)/feature.nc
+	$(EXPERIMENT) $(SWEEP_RUN) --paradigm two_stimulus --spatial-frequency 0.5 --units all \
+	    --conditions bottom-up,template,off --out $(SC)/pairs.nc
+	$(EXPERIMENT) $(SWEEP_RUN) $(GRATINGS) --contrasts 0.5,1 --conditions valid,invalid --trials 8 \
+	    --unit-noise 0.3 --units 64 --out $(SC)/trials.nc
+	$(EXPERIMENT) $(CASCADE_RUN) $(GRATINGS) --contrasts 1 --conditions valid,invalid --units 128 \
+	    --out $(SC)/cascade.nc
+	$(EXPERIMENT) $(SWEEP_RUN) --paradigm noisy --sigmas 0 --n 1000 --conditions bottom-up,off \
+	    --units channels:0,1,2,3,4,5,6,7,8,9 --signals activity,gain,agreement,logits,query --out $(SC)/clean.nc
+	$(EXPERIMENT) $(SWEEP_RUN) --paradigm noisy --sigmas 0,0.05,0.1,0.2,0.3 --n 1000 \
+	    --conditions bottom-up,off --signals logits,query --out $(SC)/noisy.nc
+	$(EXPERIMENT) $(SWEEP_RUN) --paradigm composite --n 1000 --conditions bottom-up,off,valid,neutral,invalid \
+	    --signals logits,query --out $(SC)/composite.nc
+	$(EXPERIMENT) $(CASCADE_RUN) --paradigm composite --n 500 --conditions valid,neutral,invalid \
+	    --signals logits,query --out $(SC)/cascade_composite.nc
+	$(PY) analyses/scorecard.py --recordings $(SC) --tables $(TABLES) --out $(SCORECARD) \
+	    --data-root $(DATA_ROOT)
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/step_cost.py

@@ -546,6 +546,17 @@ def composite(
     return _stimulus_set("composite", display, rows, parameters)
 
 
+def _balanced_sample(labels: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
+    """n indices, each class's images in a random order, taken from the classes in turn."""
+    order = torch.randperm(len(labels), generator=g)  # (N,) random order
+    rank = torch.zeros(len(labels), dtype=torch.long)  # position of an image within its class
+    for c in torch.unique(labels):
+        members = order[labels[order] == c]
+        rank[members] = torch.arange(len(members))
+    key = rank * (int(labels.max()) + 1) + labels  # round-robin over classes
+    return order[key[order].argsort(stable=True)][:n]  # (n,)
+
+
 def noisy(
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -554,10 +565,12 @@ def noisy(
     n: int | None = None,
     seed: int = 0,
 ) -> StimulusSet:
-    """The first n source images under Gaussian pixel noise of every sigma, sigma by sigma.
+    """n source images under Gaussian pixel noise of every sigma, sigma by sigma.
 
-    Noise is added to [0, 1] pixels without clipping, as `gattanet_sim.evaluate` does. One
-    standard-normal field per image is scaled by every sigma, so that a curve over sigma
+    The n images are drawn from `seed`, class by class in turn (a dataset split sorted by
+    class would otherwise give n images of its first class); n None takes every image, in
+    order. Noise is added to [0, 1] pixels without clipping, as `gattanet_sim.evaluate` does.
+    One standard-normal field per image is scaled by every sigma, so that a curve over sigma
     compares the same noise pattern at growing strength rather than fresh draws.
     """
     source, source_labels, classes = _source(images, labels, classes)
@@ -567,13 +580,13 @@ def noisy(
         _fail(f"n must be in [1, {len(source)}] (the source's size), got {n!r}")
     seed = _seed(seed)
     g = torch.Generator().manual_seed(seed)
-    clean = source[:count]  # (n, 3, H, W)
+    chosen = torch.arange(len(source)) if n is None else _balanced_sample(source_labels, count, g)
+    clean = source[chosen]  # (n, 3, H, W)
     field = torch.randn(clean.shape, generator=g)  # (n, 3, H, W)
     stacked = torch.cat([clean + s * field for s in sigmas])  # (S * n, 3, H, W)
-    index = list(range(count)) * len(sigmas)
-    rows = {"label": source_labels[:count].repeat(len(sigmas)).tolist(),
+    rows = {"label": source_labels[chosen].repeat(len(sigmas)).tolist(),
             "noise_std": [s for s in sigmas for _ in range(count)],
-            "source_index": index}
+            "source_index": chosen.tolist() * len(sigmas)}
     parameters = dict(sigmas=sigmas, n=n if n is None else count, seed=seed, classes=classes,
                       source=_fingerprint(images, labels, classes))
     return _stimulus_set("noisy", stacked, rows, parameters)

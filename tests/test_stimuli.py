@@ -205,9 +205,15 @@ def test_composite_repeats_distractor_classes_only_when_too_few(source):
 def test_noisy_images_carry_noise_of_their_sigma(source):
     images, labels, classes = source
     s = noisy(images, labels, classes, sigmas=(0.0, 0.1, 0.3), n=10)
-    clean = images[:10].float() / 255
-    assert len(s) == 30 and s.meta.source_index.tolist() == list(range(10)) * 3
+    chosen = s.meta.source_index.tolist()[:10]
+    clean = images[chosen].float() / 255
+    assert len(s) == 30 and s.meta.source_index.tolist() == chosen * 3 and len(set(chosen)) == 10
     assert torch.equal(s.images[:10], clean)
+    # drawn class by class: a source sorted by class still gives every class
+    ordered = labels.argsort(stable=True)
+    t = noisy(images[ordered], labels[ordered], classes, sigmas=(0.0,), n=len(classes) * 2)
+    assert np.bincount(t.meta.label, minlength=len(classes)).tolist() == [2] * len(classes)
+    assert noisy(images, labels, classes, sigmas=(0.0,)).meta.source_index.tolist() == list(range(len(labels)))
     for k, sigma in enumerate((0.1, 0.3), start=1):
         block = s.images[10 * k : 10 * k + 10]
         assert (block - clean).std().item() == pytest.approx(sigma, rel=0.03)
