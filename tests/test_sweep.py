@@ -115,3 +115,15 @@ def test_bad_arguments_give_one_line_and_run_nothing(bad):
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "error: argument" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_superseded_rows_are_listed_but_never_counted(sweep):
+    """A row superseded by a protocol rerun changes neither the mean, the seed count nor the pairing."""
+    rows = [row("baseline", 0, 0.80), row("baseline", 1, 0.82), row("norm-steps", 0, 0.83),
+            row("norm-steps", 1, 0.84)]
+    clean = {r["config"]: r for r in sweep.table(rows)}
+    old = {**row("norm-steps", 0, 0.50), "superseded": "rerun under the one-thread protocol"}
+    out = {r["config"]: r for r in sweep.table(rows + [old])}
+    for key in ("seeds", "mean", "diff", "paired_n"):
+        assert out["norm-steps"][key] == pytest.approx(clean["norm-steps"][key]), key
+    assert out["norm-steps"]["seeds"] == 2

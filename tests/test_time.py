@@ -1,0 +1,145 @@
+"""Time in the simulator and its training: per-step statistics, cascade dynamics after the
+first steps, accuracies per timestep, the optimiser's groups and the loss over steps.
+
+Each test here fails on a broken version of the code that the rest of the suite let through
+(per-step batch norm reading the wrong row, a cascade that gains only V1 or freezes its
+query, accuracies in the wrong order, alphas with the main learning rate and weight decay, a
+loss on every step that uses the last step only).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gattanet_sim import build_model
+from gattanet_sim.areas import StepBatchNorm
+from gattanet_sim.data import ImageSet
+from gattanet_sim.evaluate import accuracy_per_timestep
+from gattanet_sim.train import loss_fn, make_optimizer
+
+
+def tiny(alpha: float = 0.8, **options):
+    torch.manual_seed(0)
+    model = build_model("toy", num_classes=3, widths=(4, 6, 8), hidden=5, key_dim=3, image_size=16,
+                        gain_form="linear", **options).double().eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, StepBatchNorm):
+                module.running_mean.uniform_(-0.3, 0.3)  # (steps, C): every row its own
+                module.running_var.uniform_(0.5, 2.0)
+        for a in model.attention.alpha.values():
+            a.fill_(alpha)
+    return model
+
+
+def images(batch: int = 4) -> torch.Tensor:
+    torch.manual_seed(1)
+    return torch.rand(batch, 3, 16, 16, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("t, row", [(0, 0), (1, 1), (2, 2), (3, 2), (4, 2)])
+def test_step_batch_norm_uses_row_min_t_steps_minus_one(t, row):
+    """Eval mode, 3 rows: step t is normalised with row min(t, 2) (not row 0, not the last
+    row always, not t % 3)."""
+    torch.manual_seed(0)
+    norm = StepBatchNorm(4, steps=3).double().eval()
+    with torch.no_grad():
+        norm.running_mean.copy_(torch.arange(12, dtype=torch.float64).view(3, 4))
+        norm.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(5, 4, 2, 2, dtype=torch.float64)
+    expected = F.batch_norm(x, norm.running_mean[row], norm.running_var[row], norm.weight, norm.bias,
+                            False, 0.1, norm.eps)
+    assert torch.allclose(norm(x, t), expected)
+
+
+def _hand_query(model, rates: dict) -> torch.Tensor:
+    """mean over the fired areas of mean_x W_q r(x)."""
+    means = []
+    for name, rate in rates.items():
+        Q = model.attention.query[name]
+        means.append(rate.mean(dim=(2, 3)) @ Q.T if rate.dim() == 4 else rate @ Q / rate.shape[1])
+    return torch.stack(means).mean(0)
+
+
+def _hand_gain(model, name: str, rate: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    K = model.attention.key[name]
+    if rate.dim() == 4:
+        a = (F.conv2d(rate, K[:, :, None, None]) * q[:, :, None, None]).sum(1)  # (B, H, W)
+    else:
+        a = rate * (q @ K.T)  # (B, N)
+    return 1 + model.attention.alpha[name] * a
+
+
+def test_cascade_gains_every_fired_area_from_the_last_query_at_every_step():
+    """Cascade, T = 7: at every step t >= 1 each area that fired at t - 1 gets the gain of its
+    keys of t - 1 and the query of t - 1, and the query of t pools the areas fired at t."""
+    model, x = tiny(mode="cascade"), images()
+    names = list(model.areas)
+    with torch.no_grad():
+        traj = model.simulate(x, 7, activity=True)
+    for t in range(7):
+        fired = [n for i, n in enumerate(names) if i <= t]
+        assert torch.allclose(traj.query[t], _hand_query(model, {n: traj.activity[n][t] for n in fired}),
+                              atol=1e-10), t
+        if t == 0:
+            continue
+        for i, name in enumerate(names):
+            if i <= t - 1:  # keys of the previous step exist
+                expected = _hand_gain(model, name, traj.activity[name][t - 1], traj.query[t - 1])
+                assert torch.allclose(traj.gain[name][t], expected, atol=1e-10), (name, t)
+            else:
+                assert (traj.gain[name][t] == 1).all(), (name, t)
+    assert not torch.allclose(traj.query[3], traj.query[4])  # the query moves on
+
+
+def test_accuracy_per_timestep_is_in_timestep_order():
+    """Labels chosen as step 0's answers: accuracy 1 at t = 0 and lower later, in that order."""
+    model = tiny(alpha=40.0)
+    x = torch.rand(64, 3, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        logits = model.simulate(x, 3).logits  # (T, B, K)
+    labels = logits[0].argmax(-1)
+    expected = (logits.argmax(-1) == labels).double().mean(1).tolist()
+    assert expected[0] == 1.0 and expected[2] < 1.0
+    data = ImageSet((x * 255).round().to(torch.uint8), labels, ["a", "b", "c"], "test")
+    got = accuracy_per_timestep(model.float(), data, 3)["accuracy"]
+    with torch.no_grad():
+        again = model.simulate(data.images.float() / 255, 3).logits
+    assert got == pytest.approx((again.argmax(-1) == labels).float().mean(1).tolist())
+    assert got[0] > got[-1]
+
+
+def _args(**kw) -> argparse.Namespace:
+    base = dict(lr=0.1, alpha_lr=None, weight_decay=5e-4, optimizer="sgd", loss_all_steps=False,
+                timesteps=3, label_smoothing=0.1)
+    return argparse.Namespace(**{**base, **kw})
+
+
+@pytest.mark.parametrize("alpha_lr", [None, 0.01])
+def test_alphas_have_their_own_group_without_weight_decay(alpha_lr):
+    model = tiny()
+    optimizer = make_optimizer(model, _args(alpha_lr=alpha_lr))
+    alphas = {id(p) for p in model.attention.alpha.values()}
+    groups = {("alpha" if all(id(p) in alphas for p in g["params"]) else "rest"): g
+              for g in optimizer.param_groups}
+    assert {id(p) for p in groups["alpha"]["params"]} == alphas
+    assert groups["alpha"]["weight_decay"] == 0.0 and groups["rest"]["weight_decay"] == 5e-4
+    assert groups["alpha"]["lr"] == (0.1 if alpha_lr is None else alpha_lr)
+    assert groups["rest"]["lr"] == 0.1
+
+
+def test_loss_on_all_steps_is_the_mean_over_the_steps_the_read_out_fired():
+    model = tiny(alpha=5.0).float()
+    x, labels = images(6).float(), torch.tensor([0, 1, 2, 0, 1, 2])
+    loss, last = loss_fn(model, x, labels, _args(loss_all_steps=True))
+    logits = model.simulate(x, 3).logits
+    per_step = [F.cross_entropy(logits[t], labels, label_smoothing=0.1) for t in range(3)]
+    assert loss.item() == pytest.approx(torch.stack(per_step).mean().item(), rel=1e-5)
+    assert loss.item() != pytest.approx(per_step[-1].item(), rel=1e-3)  # not the last step alone
+    assert torch.allclose(last, logits[-1])
+    only_last, _ = loss_fn(model, x, labels, _args())
+    assert only_last.item() == pytest.approx(per_step[-1].item(), rel=1e-5)
