@@ -101,6 +101,18 @@ CONFIGS: dict[str, list[str]] = {
     "positive-T8-norm-8": ["--timesteps", "8", "--norm-steps", "8"] + NONE + ["--gain-form", "positive"],
     "positive-T4-loss-all-steps": ["--timesteps", "4", "--norm-steps", "2"] + NONE
                                   + ["--gain-form", "positive", "--loss-all-steps"],
+    "positive-T4-leak-0.5": ["--timesteps", "4", "--norm-steps", "2"] + NONE
+                            + ["--gain-form", "positive", "--query-leak", "0.5"],
+    "positive-T4-tau-2": ["--timesteps", "4", "--norm-steps", "2"] + NONE
+                         + ["--gain-form", "positive", "--gain-tau", "2"],
+    "positive-T4-norm-4-leak-0.5": ["--timesteps", "4", "--norm-steps", "4"] + NONE
+                                   + ["--gain-form", "positive", "--query-leak", "0.5"],
+    "positive-T4-norm-4-tau-2": ["--timesteps", "4", "--norm-steps", "4"] + NONE
+                                + ["--gain-form", "positive", "--gain-tau", "2"],
+    "positive-T4-norm-4-loss-all-steps": ["--timesteps", "4", "--norm-steps", "4"] + NONE
+                                         + ["--gain-form", "positive", "--loss-all-steps"],
+    "positive-leak-0.5": POSITIVE + ["--query-leak", "0.5"],
+    "positive-tau-2": POSITIVE + ["--gain-tau", "2"],
     "cascade-T6": ["--mode", "cascade", "--timesteps", "6", "--norm-steps", "2"] + NONE
                   + ["--gain-form", "positive"],
     "cascade-T6-norm-6": ["--mode", "cascade", "--timesteps", "6", "--norm-steps", "6"] + NONE

@@ -9,6 +9,8 @@ The equations of GAttANet (VanRullen & Alamia 2021), one short function each:
     a_i(x) = k_i(x) . q                           `AttentionRegion.agreement_map`
     g_i(x) = 1 + alpha_i a_i(x)                   `gain_from_agreement`: sent back to area i
     q = beta q_template + (1 - beta) q            `top_down_query`: a cue from a higher region
+    q(t) = lambda q(t-1) + (1 - lambda) q_new     `leaky_query`: the region's own state (option)
+    g(t) = g(t-1) + (g_target(t) - g(t-1)) / tau  `relax_gain`: a gain with a time constant (option)
 
 Keys and queries are linear in the rates, so the region never needs a d-vector at every
 position: the mean query is the projection of the mean rate, and k(x) . q = r(x) . (W_k^T q).
@@ -39,6 +41,7 @@ class AttentionState:
     query: torch.Tensor  # (B, d) the global query
     area_queries: dict[str, torch.Tensor]  # area -> (B, d) the area's mean query
     rates: dict[str, torch.Tensor]  # area -> its rate as read: the keys are W_k of it
+    pooled: torch.Tensor | None = None  # (B, d) the bottom-up query, integrated over time
 
 
 def global_query(area_queries: list[torch.Tensor]) -> torch.Tensor:
@@ -114,6 +117,19 @@ def as_query_source(query: "QuerySource | str | torch.Tensor | None") -> QuerySo
     return QuerySource(query)
 
 
+def leaky_query(previous: torch.Tensor, new: torch.Tensor, leak: float) -> torch.Tensor:
+    """q(t) = leak * q(t-1) + (1 - leak) * q_new: a query with a memory, (B, d) each."""
+    return leak * previous + (1 - leak) * new
+
+
+def relax_gain(previous: torch.Tensor, target: torch.Tensor, tau: float) -> torch.Tensor:
+    """g(t) = g(t-1) + (g_target - g(t-1)) / tau: a gain relaxing towards its target.
+
+    tau = 1 is the paper's instantaneous gain; a convex combination of gains stays within
+    their bounds (0 to 2 for the positive form)."""
+    return previous + (target - previous) / tau
+
+
 def normalise(a: torch.Tensor, how: str) -> torch.Tensor:
     """Optional normalisation of an agreement map over its positions/units, (B, P) -> (B, P).
 
@@ -156,6 +172,8 @@ class AttentionRegion(nn.Module):
             "current": keys of the area's own activity at step t, before its gain.
         gain_position: "post" (default): the gain multiplies the area's rate, after the
             nonlinearity; "pre": it multiplies the drive, before the nonlinearity.
+        query_leak: lambda of `leaky_query` (0: the paper, a query without memory).
+        gain_tau: tau of `relax_gain`, in timesteps (1: the paper, an instantaneous gain).
     """
 
     def __init__(
@@ -168,6 +186,8 @@ class AttentionRegion(nn.Module):
         alpha_init: float = 0.0,
         keys: str = "previous",
         gain_position: str = "post",
+        query_leak: float = 0.0,
+        gain_tau: float = 1.0,
     ) -> None:
         super().__init__()
         if key_dim < 1:
@@ -176,12 +196,18 @@ class AttentionRegion(nn.Module):
         _check("gain_form", gain_form, GAIN_FORMS)
         _check("keys", keys, KEY_TIMES)
         _check("gain_position", gain_position, GAIN_POSITIONS)
+        if not 0 <= query_leak < 1:
+            raise ValueError(f"query_leak must lie in [0, 1), got {query_leak}")
+        if not gain_tau >= 1:
+            raise ValueError(f"gain_tau must be at least 1, got {gain_tau}")
         self.kinds = {name: kind for name, (kind, _) in areas.items()}
         self.key_dim = key_dim
         self.normalization = normalization
         self.gain_form = gain_form
         self.keys = keys
         self.gain_position = gain_position
+        self.query_leak = query_leak
+        self.gain_tau = gain_tau
         names = list(areas)
         self.gained = names if readout_gain else names[:-1]
         self.query = nn.ParameterDict({n: self._projection(*areas[n]) for n in names})
@@ -209,16 +235,18 @@ class AttentionRegion(nn.Module):
             return rate.mean(dim=(2, 3)) @ self.query[name].T  # (B, C) @ (C, d)
         return rate @ self.query[name] / rate.shape[1]  # (B, N) @ (N, d), mean over units
 
-    def observe(self, rates: dict[str, torch.Tensor | None],
-                source: QuerySource | None = None) -> AttentionState:
-        """Read every active area (None = silent, not yet reached) and pool the global query;
-        `source` may replace it by a top-down template (default: bottom-up)."""
+    def observe(self, rates: dict[str, torch.Tensor | None], source: QuerySource | None = None,
+                previous: AttentionState | None = None) -> AttentionState:
+        """Read every active area (None = silent, not yet reached) and pool the global query,
+        integrated with the `previous` state's when `query_leak` > 0; `source` may replace it
+        by a top-down template (default: bottom-up)."""
         read = {name: rate for name, rate in rates.items() if rate is not None}
         area_queries = {name: self.mean_query(name, rate) for name, rate in read.items()}
-        query = global_query(list(area_queries.values()))  # (B, d)
-        if source is not None:
-            query = source.query(query)  # (B, d)
-        return AttentionState(query, area_queries, read)
+        pooled = global_query(list(area_queries.values()))  # (B, d)
+        if self.query_leak > 0 and previous is not None and previous.pooled is not None:
+            pooled = leaky_query(previous.pooled, pooled, self.query_leak)  # (B, d)
+        query = pooled if source is None else source.query(pooled)  # (B, d)
+        return AttentionState(query, area_queries, read, pooled)
 
     def agreement_map(self, name: str, rate: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
         """a_i(x) = k_i(x) . q of an area whose rate is `rate`, normalised: (B, P).

@@ -35,7 +35,9 @@ import torch
 from torch import nn
 
 from gattanet_sim.areas import Backbone
-from gattanet_sim.attention import AttentionRegion, AttentionState, QuerySource, as_query_source
+from gattanet_sim.attention import (
+    AttentionRegion, AttentionState, QuerySource, as_query_source, relax_gain,
+)
 
 MODES = ("sweep", "cascade")
 
@@ -138,16 +140,17 @@ class GAttANet(nn.Module):
         rates: dict[str, torch.Tensor | None] = dict.fromkeys(names)
         state: AttentionState | None = None
         static = (self.attention is None or source.off) and self.mode == "sweep" and self.noise_std == 0
+        gains: dict[str, torch.Tensor] = {}
         for t in range(timesteps):
             if static and t > 0:  # nothing changes between sweeps: repeat the first
                 if trajectory is not None:
                     self._observe_step(trajectory, rates, state, {}, {})
                 continue
             rates, agreements, gains = self._step(retina, rates, None if source.off else state,
-                                                  None if source.off else t)
+                                                  None if source.off else t, gains)
             last = t == timesteps - 1
             if self.attention is not None and (trajectory is not None or not last):
-                state = self.attention.observe(rates, source)
+                state = self.attention.observe(rates, source, state)
             if trajectory is not None:
                 self._observe_step(trajectory, rates, state, agreements, gains)
         logits = rates[names[-1]]
@@ -161,11 +164,13 @@ class GAttANet(nn.Module):
         previous: dict[str, torch.Tensor | None],
         state: AttentionState | None,
         t: int | None = 0,
+        previous_gains: dict[str, torch.Tensor] | None = None,
     ) -> tuple[dict, dict, dict]:
         """One timestep through every area; returns the new rates, agreements and gains.
 
         `t` picks the batch-norm statistics; None: each area's first step (attention off).
-        No `state` means no gain acts.
+        No `state` means no gain acts. With `gain_tau` > 1 a gain relaxes from the one that
+        acted at the previous step (`previous_gains`; 1 where none did) towards its target.
         """
         rates, agreements, gains = {}, {}, {}
         x: torch.Tensor | None = retina
@@ -183,7 +188,12 @@ class GAttANet(nn.Module):
                 a = self._agreement(name, area, drive, state)  # (B, P) or None
                 if a is not None:
                     agreements[name] = a.view(_map_shape(drive))  # (B, H, W) | (B, N)
-                    gain = gains[name] = self.attention.gain(name, agreements[name])
+                    gain = self.attention.gain(name, agreements[name])  # the target
+                    if self.attention.gain_tau != 1:
+                        before = (previous_gains or {}).get(name)
+                        gain = relax_gain(torch.ones_like(gain) if before is None else before, gain,
+                                          self.attention.gain_tau)
+                    gains[name] = gain
             rates[name] = self._activate(area, drive, gain)
             x = rates[name]
         return rates, agreements, gains

@@ -10,6 +10,7 @@ from gattanet_sim.dynamics import GAttANet
 
 ATTENTION_OPTIONS = (
     "normalization", "gain_form", "readout_gain", "alpha_init", "keys", "gain_position",
+    "query_leak", "gain_tau",
 )
 
 # Named readings of the paper's open details (MISSION.md). "paper" is the literal one: one set
@@ -22,7 +23,8 @@ ATTENTION_OPTIONS = (
 # ran away at T = 4).
 PRESETS: dict[str, dict] = {
     "paper": {"norm_steps": 1, "normalization": "none", "gain_form": "linear",
-              "readout_gain": True, "alpha_init": 0.0, "keys": "previous", "gain_position": "post"},
+              "readout_gain": True, "alpha_init": 0.0, "keys": "previous", "gain_position": "post",
+              "query_leak": 0.0, "gain_tau": 1.0},
 }
 PRESETS["recipe"] = {**PRESETS["paper"], "norm_steps": 2, "gain_form": "positive"}
 

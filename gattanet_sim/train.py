@@ -41,6 +41,7 @@ from gattanet_sim.models import ATTENTION_OPTIONS, PRESETS, build_model, list_mo
 # Arguments that may differ between a run and its resumption (the preset only names defaults:
 # the options it resolves to are compared one by one).
 RESUMABLE = ("resume", "device", "quiet", "preset")
+LATER = {"query_leak": 0.0, "gain_tau": 1.0}  # options newer than some saved runs: their value then
 
 
 class TrainingDiverged(ValueError):
@@ -71,6 +72,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     m.add_argument("--alpha-init", type=float, default=None)
     m.add_argument("--keys", choices=KEY_TIMES, default=None)
     m.add_argument("--gain-position", choices=GAIN_POSITIONS, default=None)
+    m.add_argument("--query-leak", type=non_negative_float, default=None,
+                   help="lambda of q(t) = lambda q(t-1) + (1 - lambda) q_new (0: no memory)")
+    m.add_argument("--gain-tau", type=non_negative_float, default=None,
+                   help="time constant of the gain, in steps (1: instantaneous)")
     m.add_argument("--noise-std", type=non_negative_float, default=0.0, help="unit noise sd")
     d = p.add_argument_group("data")
     add_data_arguments(d, dataset_default=None)
@@ -119,7 +124,8 @@ def model_options(args: argparse.Namespace, num_classes: int, image_size: int) -
     if args.attention:
         options.update(normalization=args.normalization, gain_form=args.gain_form,
                        readout_gain=args.readout_gain, alpha_init=args.alpha_init,
-                       keys=args.keys, gain_position=args.gain_position)
+                       keys=args.keys, gain_position=args.gain_position,
+                       query_leak=args.query_leak, gain_tau=args.gain_tau)
     return options
 
 
@@ -172,7 +178,7 @@ def run_config(args: argparse.Namespace) -> dict:
 
 
 def check_resumable(saved: dict, config: dict) -> None:
-    changed = [k for k in config if k not in RESUMABLE and saved.get(k) != config[k]]
+    changed = [k for k in config if k not in RESUMABLE and saved.get(k, LATER.get(k)) != config[k]]
     if changed:
         raise UsageError("--resume with different arguments: " + ", ".join(
             f"--{k.replace('_', '-')} was {saved.get(k)!r}, now {config[k]!r}" for k in changed))
@@ -320,6 +326,41 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
     }
     write_json(summary, out / "summary.json")
     return summary
+
+
+def ensure_run(path: Path | str, fallback_dir: Path | str, small: bool = False, mode: str = "sweep",
+               timesteps: int | None = None) -> Path:
+    """The trained run `path` if it exists, else a small run in `fallback_dir` (trained if needed).
+
+    For notebooks and walkthroughs that must work without a trained run (CI, a fresh checkout):
+    the fallback is the recipe trained on the embedded `stimuli` set (no download), in `mode`
+    with `timesteps` (default 2, or 6 in cascade mode: one per area plus one), seed 0. With
+    `small` it is tiny (widths 16/16/16, enough for a probe of channels 0-9; 32 IT units; one
+    epoch on 400 images, batch 32: seconds, near chance accuracy), else widths 32/64/128 for 4
+    epochs on the 2,000 training images.
+    A finished fallback trained with the same arguments is reused, a killed one resumed, one
+    trained with other arguments refused. Raises RuntimeError when training fails.
+    """
+    path, out = Path(path), Path(fallback_dir)
+    if path.exists():
+        return path
+    size = ({"widths": "16,16,16", "hidden": "32", "epochs": "1", "train-limit": "400",
+             "batch-size": "32"} if small  # 13 steps: OneCycleLR's warm-up needs more than 4
+            else {"widths": "32,64,128", "epochs": "4"})
+    options = {**size, "mode": mode, "timesteps": str(timesteps or (2 if mode == "sweep" else 6))}
+    argv = ["--dataset", "stimuli", "--seed", "0", "--quiet", "--out-dir", str(out)]
+    argv += [item for key, value in options.items() for item in (f"--{key}", value)]
+    if (out / "summary.json").exists():
+        saved = json.loads((out / "summary.json").read_text())["config"]
+        asked = run_config(parse_args(argv))
+        if all(saved.get(key) == asked[key] for key in (k.replace("-", "_") for k in options)):
+            return out
+        raise RuntimeError(f"{out} holds a run trained with other arguments; delete it or pass "
+                           "another fallback_dir")
+    code = main(argv + (["--resume"] if (out / "last.pt").exists() else []))
+    if code != 0:
+        raise RuntimeError(f"training the fallback run into {out} failed (exit status {code})")
+    return out
 
 
 if __name__ == "__main__":

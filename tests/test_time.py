@@ -143,3 +143,68 @@ def test_loss_on_all_steps_is_the_mean_over_the_steps_the_read_out_fired():
     assert torch.allclose(last, logits[-1])
     only_last, _ = loss_fn(model, x, labels, _args())
     assert only_last.item() == pytest.approx(per_step[-1].item(), rel=1e-5)
+
+
+# ------------------------------------------------ a query with memory, a gain with a time constant
+@pytest.mark.parametrize("options", [{"query_leak": 0.0}, {"gain_tau": 1.0}])
+def test_neutral_settings_reproduce_todays_numbers_exactly(options):
+    model, x = tiny(), images()
+    plain = tiny()
+    with torch.no_grad():
+        for key, value in options.items():
+            setattr(model.attention, key, value)
+        a, b = model.simulate(x, 4, activity=True), plain.simulate(x, 4, activity=True)
+    assert torch.equal(a.logits, b.logits) and torch.equal(a.gain["V2"], b.gain["V2"])
+
+
+def test_leaky_query_integrates_the_pooled_query():
+    """q(t) = lambda q(t-1) + (1 - lambda) q_pooled(t), from q(0) = q_pooled(0)."""
+    model, x = tiny(query_leak=0.6), images()
+    with torch.no_grad():
+        traj = model.simulate(x, 4, activity=True)
+    q = _hand_query(model, {n: traj.activity[n][0] for n in model.areas})
+    assert torch.allclose(traj.query[0], q, atol=1e-12)
+    for t in (1, 2, 3):
+        q = 0.6 * q + 0.4 * _hand_query(model, {n: traj.activity[n][t] for n in model.areas})
+        assert torch.allclose(traj.query[t], q, atol=1e-12), t
+        for name in model.attention.alpha:
+            assert torch.allclose(traj.gain[name][t], _hand_gain(model, name, traj.activity[name][t - 1],
+                                                                traj.query[t - 1]), atol=1e-10)
+
+
+def test_gain_relaxes_towards_its_target_with_time_constant_tau():
+    """g(t) = g(t-1) + (target(t) - g(t-1)) / tau from g(0) = 1; the target is the paper's gain."""
+    model, x = tiny(gain_tau=3.0), images()
+    with torch.no_grad():
+        traj = model.simulate(x, 4, activity=True)
+    for name in model.attention.alpha:
+        g = torch.ones_like(traj.gain[name][0])
+        for t in (1, 2, 3):
+            target = 1 + model.attention.alpha[name] * traj.agreement[name][t]
+            g = g + (target - g) / 3.0
+            assert torch.allclose(traj.gain[name][t], g, atol=1e-10), (name, t)
+
+
+@pytest.mark.parametrize("options", [{"query_leak": 0.9}, {"gain_tau": 4.0},
+                                     {"query_leak": 0.5, "gain_tau": 2.0}])
+@pytest.mark.parametrize("mode", ["sweep", "cascade"])
+def test_new_dynamics_stay_bounded_over_32_steps_with_large_alphas(options, mode):
+    """The recipe's positive gain with alphas of 50: every gain within (0, 2), everything finite."""
+    torch.manual_seed(0)
+    model = build_model("toy", num_classes=3, widths=(4, 6, 8), hidden=5, key_dim=3, image_size=16,
+                        mode=mode, **options).eval()
+    with torch.no_grad():
+        for a in model.attention.alpha.values():
+            a.fill_(50.0)
+        traj = model.simulate(images().float(), 32, activity=True)
+    assert torch.isfinite(traj.logits).all() and torch.isfinite(traj.query).all()
+    for name, gain in traj.gain.items():
+        assert (gain >= 0).all() and (gain <= 2).all(), name
+
+
+@pytest.mark.parametrize("options, match", [({"query_leak": 1.0}, "query_leak"),
+                                            ({"query_leak": -0.1}, "query_leak"),
+                                            ({"gain_tau": 0.5}, "gain_tau")])
+def test_bad_time_options_are_named(options, match):
+    with pytest.raises(ValueError, match=match):
+        build_model("toy", num_classes=3, **options)
