@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: train test benchmark experiments scorecard clean
+.PHONY: train test lab benchmark experiments scorecard clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,12 @@ train: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# JupyterLab on notebooks/ (the walkthroughs; `tests/test_notebooks.py` runs each one small),
+# from the project's environment.
+lab: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[lab]'
+	$(PY) -m jupyter lab notebooks/
 
 # The experiments of the README on a trained run: two stimuli in a receptive field (attend A /
 # attend B / off) and cued composite search displays (valid / neutral / invalid), each

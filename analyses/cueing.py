@@ -75,11 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         ax.errorbar(x, rt, yerr=[rt - low, high - rt], fmt="o", color="#55a868", capsize=4, markersize=7)
         ax.set_xticks(x, rt_labels)
         ax.set_xlim(-0.5, len(rt) - 0.5)
-        diffs = [f"{q} {d:+.2f}" for q, d in zip(times.cue, times.get(f"rt_{unit}_minus_neutral", []))
+        names = [q if q != "none" else c for c, q in zip(times.condition, times.cue)]  # off, bottom-up
+        diffs = [f"{q} {d:+.2f}" for q, d in zip(names, times.get(f"rt_{unit}_minus_neutral", []))
                  if np.isfinite(d)]
         ax.set(ylabel=f"mean RT, {unit} (95% CI)",
                title=f"RT: first bin with top-class p > {args.threshold:g}\nnever crossed: "
-                     + ", ".join(f"{q} {v:.0%}" for q, v in zip(times.cue, times.never_fraction))
+                     + ", ".join(f"{q} {v:.0%}" for q, v in zip(names, times.never_fraction))
                      + (f"\nminus neutral (paired): {', '.join(diffs)} {unit}" if diffs else ""))
         ax = axes[0, 2]
         _bars(ax, times.accuracy_at_rt.to_numpy(), times.accuracy_ci_low.to_numpy(),

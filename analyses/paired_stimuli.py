@@ -36,11 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     table = attention_to_preferred(open_recording(args.recording), min_selectivity=args.min_selectivity,
                                    seed=args.seed)
     write_table(table, args.out / "paired_stimuli.csv")
-    long = table.melt(id_vars="region", value_vars=["preferred_over_other", "preferred_over_off"],
-                      var_name="comparison", value_name="ratio")
+    names = {"preferred_over_other": "attend preferred / attend other",
+             "preferred_over_off": "attend preferred / off"}
+    long = table.melt(id_vars="region", value_vars=list(names), var_name="comparison", value_name="ratio")
+    long["comparison"] = long["comparison"].map(names)
     grid = sns.catplot(long, x="region", y="ratio", hue="comparison", kind="bar", height=3.2, aspect=1.6)
     ax = grid.ax
-    for bars, name in zip(ax.containers, ["preferred_over_other", "preferred_over_off"]):
+    for bars, name in zip(ax.containers, names):
         lows, highs = table[f"{name}_ci_low"], table[f"{name}_ci_high"]
         xs = [b.get_x() + b.get_width() / 2 for b in bars]
         ax.vlines(xs, lows, highs, color="black", linewidth=1)

@@ -113,86 +113,117 @@ def _last(table: pd.DataFrame) -> pd.DataFrame:
 
 def rows(tables: Path) -> list[Row]:
     """The scorecard's rows, from the analyses' tables."""
-    out = []
-    mi = _last(_read(tables, "modulation_index")).set_index("region")
-    for area, median in (("V1", "+8%"), ("V4", "+26%")):
-        r = mi.loc[area]
-        out.append(Row(f"Attention raises {area} responses", f"raised, median {median} (McAdams & "
-                       "Maunsell 1999, J Neurosci 19:431, abstract)", "mean R_att / R_unatt",
-                       r.ratio, r.ratio_ci_low, r.ratio_ci_high, +1, 1.0))
-    trend = _read(tables, "modulation_index", "modulation_index_trend.csv").iloc[-1]
-    signs = ", ".join(f"{a} {mi.loc[a].mean_ami:+.3f}" for a in mi.index)
-    out.append(Row("Modulation grows along the hierarchy", "V1 < V4 (McAdams & Maunsell 1999, abstract); "
-                   "larger in V4 than V2 than V1 (Buffalo et al. 2010, PNAS 107:361, abstract)",
-                   "Spearman rho, area position vs unit AMI", trend.spearman_rho, trend.rho_ci_low,
-                   trend.rho_ci_high, +1, note=f"mean AMI {signs}: a rise of the signed AMI is "
-                   "an enhancement growing only where the AMIs are positive"))
-    pairs = _read(tables, "paired_stimuli").set_index("region").loc["V4"]
-    out.append(Row("Attending one of two stimuli favours it (V4)", "the pair's response moves toward the "
-                   "attended stimulus's own (Reynolds, Chelazzi & Desimone 1999, J Neurosci 19:1736, "
-                   "abstract; Moran & Desimone 1985)", "R(attend preferred) / R(attend other)",
-                   pairs.preferred_over_other, pairs.preferred_over_other_ci_low,
-                   pairs.preferred_over_other_ci_high, +1, 1.0))
-    gm = _read(tables, "gain_model")
-    g = gm[(gm.region == "V4") & (gm.statistic == "median") & (gm.name == "g")].iloc[0]
-    out.append(Row("Response gain on the contrast-response function (V4)", "multiplicative scaling, "
-                   "g > 1 (McAdams & Maunsell 1999, abstract; Williford & Maunsell 2006, J Neurophysiol "
-                   "96:40)", f"median g of response-gain units (n = {int(g['count'])})",
-                   g.value, g.ci_low, g.ci_high, +1, 1.0))
-    k = gm[(gm.region == "V4") & (gm.statistic == "median") & (gm.name == "k")].iloc[0]
-    out.append(Row("Contrast gain on the contrast-response function (V4)", "effective contrast x1.51 "
-                   "(Reynolds, Pasternak & Desimone 2000, Neuron 26:703, abstract)",
-                   f"median k (c50 / k) of contrast-gain units (n = {int(k['count'])})",
-                   k.value, k.ci_low, k.ci_high, +1, 1.0))
-    fs = _read(tables, "feature_similarity_gain").set_index("region").loc["V4"]
-    out.append(Row("Feature-similarity gain (V4)", "gain grows with the similarity of the attended and the "
-                   "preferred feature (Treue & Martinez-Trujillo 1999, Nature 399:575, abstract)",
-                   "slope of gain on cos 2(theta_pref - theta_att)", fs.slope, fs.slope_ci_low,
-                   fs.slope_ci_high, +1))
-    onsets = _read(tables, "time_course", "time_course_onsets.csv").iloc[0]
-    out.append(Row("Higher areas are modulated first", "V4 earlier than V2 earlier than V1 (Buffalo et al. "
-                   "2010, abstract)", "Spearman rho, area position vs onset (cascade)",
-                   onsets.spearman_rho, onsets.rho_ci_low, onsets.rho_ci_high, -1))
-    var = _read(tables, "variability").set_index("region").loc["V4"]
-    out.append(Row("Attention lowers Fano factors (V4)", "lower (Mitchell, Sundberg & Reynolds 2007, Neuron "
-                   "55:131; direction only)", "Fano attended - unattended (rectified-rate counts)",
-                   var.fano_change, var.fano_change_ci_low, var.fano_change_ci_high, -1))
-    out.append(Row("Attention lowers noise correlations (V4)", "lower; over 80% of the attentional gain in "
-                   "population sensitivity (Cohen & Maunsell 2009, Nat Neurosci 12:1594, abstract; "
-                   "Mitchell et al. 2009, Neuron 63:879)", "mean pairwise r attended - unattended",
-                   var.r_change, var.r_change_ci_low, var.r_change_ci_high, -1))
-    maps = _read(tables, "attention_maps")
-    ro = maps[(maps.region == "readout") & (maps.condition == "bottom-up")].iloc[-1]
-    out.append(Row("Read-out agreement peaks at the true class", "often (the paper's Fig. 3)",
-                   f"fraction of images (chance {ro.chance:.2f})", ro.peak_at_target, ro.peak_ci_low,
-                   ro.peak_ci_high, +1, ro.chance, note=f"trough there in {ro.trough_at_target:.2f}"))
-    if "gain_peak_at_target" in ro and pd.notna(ro.gain_peak_at_target):
-        out.append(Row("Attention amplifies the true class most at the read-out", "the sign-free form of "
-                       "Fig. 3 (the agreement's sign is a convention; the gain's is not)",
-                       f"fraction of images whose largest read-out gain is the true class's (chance "
-                       f"{ro.chance:.2f})", ro.gain_peak_at_target, ro.gain_peak_ci_low, ro.gain_peak_ci_high,
-                       +1, ro.chance))
-    qs = _read(tables, "query_space")
-    q = qs[(qs.task == "group") & (qs.time_bin == qs.time_bin.min())].iloc[0]
-    out.append(Row("The global query separates animals from vehicles", "it does (the paper's Fig. 2b)",
-                   f"cross-validated accuracy (chance {q.chance:.2f})", q.accuracy, q.ci_low, q.ci_high,
-                   +1, q.chance))
-    nr = _last(_read(tables, "noise_robustness"))
-    n = nr[(nr.condition == "bottom-up") & (nr.noise_std.round(3) == 0.1)].iloc[0]
-    out.append(Row("Attention helps more under pixel noise (sd 0.1)", "about 0.26 -> 0.30 at sd 0.1 (the "
-                   "paper's Fig. 2a, as read in MISSION.md)", "accuracy bottom-up - off",
-                   n.minus_off, n.diff_ci_low, n.diff_ci_high, +1))
-    cue = _last(_read(tables, "cueing")).set_index("cue")
-    for name, sign in (("valid", +1), ("invalid", -1)):
-        c = cue.loc[name]
-        out.append(Row(f"{name.capitalize()} cues {'help' if sign > 0 else 'hurt'}", "valid cues help, invalid "
-                       "ones hurt (Posner 1980, Q J Exp Psychol 32:3; direction only)",
-                       f"target accuracy {name} - neutral (composite)", c.minus_neutral, c.diff_ci_low,
-                       c.diff_ci_high, sign))
-    rt = _read(tables, "cueing_cascade", "reaction_times.csv").set_index("cue").loc["valid"]
-    out.append(Row("Valid cues speed decisions", "faster after valid cues (Posner 1980; direction only)",
-                   "reaction time valid - neutral, ms (cascade)", rt.rt_ms_minus_neutral,
-                   rt.rt_ms_diff_ci_low, rt.rt_ms_diff_ci_high, -1))
+    out: list[Row] = []
+
+    def modulation_index() -> None:
+        mi = _last(_read(tables, "modulation_index")).set_index("region")
+        for area, median in (("V1", "+8%"), ("V4", "+26%")):
+            r = mi.loc[area]
+            out.append(Row(f"Attention raises {area} responses", f"raised, median {median} (McAdams & "
+                           "Maunsell 1999, J Neurosci 19:431, abstract)", "mean R_att / R_unatt",
+                           r.ratio, r.ratio_ci_low, r.ratio_ci_high, +1, 1.0))
+        trend = _read(tables, "modulation_index", "modulation_index_trend.csv").iloc[-1]
+        signs = ", ".join(f"{a} {mi.loc[a].mean_ami:+.3f}" for a in mi.index)
+        out.append(Row("Modulation grows along the hierarchy", "V1 < V4 (McAdams & Maunsell 1999, abstract); "
+                       "larger in V4 than V2 than V1 (Buffalo et al. 2010, PNAS 107:361, abstract)",
+                       "Spearman rho, area position vs unit AMI", trend.spearman_rho, trend.rho_ci_low,
+                       trend.rho_ci_high, +1, note=f"mean AMI {signs}: a rise of the signed AMI is "
+                       "an enhancement growing only where the AMIs are positive"))
+
+    def paired_stimuli() -> None:
+        pairs = _read(tables, "paired_stimuli").set_index("region").loc["V4"]
+        out.append(Row("Attending one of two stimuli favours it (V4)", "the pair's response moves toward the "
+                       "attended stimulus's own (Reynolds, Chelazzi & Desimone 1999, J Neurosci 19:1736, "
+                       "abstract; Moran & Desimone 1985)", "R(attend preferred) / R(attend other)",
+                       pairs.preferred_over_other, pairs.preferred_over_other_ci_low,
+                       pairs.preferred_over_other_ci_high, +1, 1.0))
+
+    def gain_model() -> None:
+        gm = _read(tables, "gain_model")
+        g = gm[(gm.region == "V4") & (gm.statistic == "median") & (gm.name == "g")].iloc[0]
+        out.append(Row("Response gain on the contrast-response function (V4)", "multiplicative scaling, "
+                       "g > 1 (McAdams & Maunsell 1999, abstract; Williford & Maunsell 2006, J Neurophysiol "
+                       "96:40)", f"median g of response-gain units (n = {int(g['count'])})",
+                       g.value, g.ci_low, g.ci_high, +1, 1.0))
+        k = gm[(gm.region == "V4") & (gm.statistic == "median") & (gm.name == "k")].iloc[0]
+        out.append(Row("Contrast gain on the contrast-response function (V4)", "effective contrast x1.51 "
+                       "(Reynolds, Pasternak & Desimone 2000, Neuron 26:703, abstract)",
+                       f"median k (c50 / k) of contrast-gain units (n = {int(k['count'])})",
+                       k.value, k.ci_low, k.ci_high, +1, 1.0))
+
+    def feature_similarity() -> None:
+        fs = _read(tables, "feature_similarity_gain").set_index("region").loc["V4"]
+        out.append(Row("Feature-similarity gain (V4)", "gain grows with the similarity of the attended and the "
+                       "preferred feature (Treue & Martinez-Trujillo 1999, Nature 399:575, abstract)",
+                       "slope of gain on cos 2(theta_pref - theta_att)", fs.slope, fs.slope_ci_low,
+                       fs.slope_ci_high, +1))
+
+    def time_course() -> None:
+        onsets = _read(tables, "time_course", "time_course_onsets.csv").iloc[0]
+        out.append(Row("Higher areas are modulated first", "V4 earlier than V2 earlier than V1 (Buffalo et al. "
+                       "2010, abstract)", "Spearman rho, area position vs onset (cascade)",
+                       onsets.spearman_rho, onsets.rho_ci_low, onsets.rho_ci_high, -1))
+
+    def variability() -> None:
+        var = _read(tables, "variability").set_index("region").loc["V4"]
+        out.append(Row("Attention lowers Fano factors (V4)", "lower (Mitchell, Sundberg & Reynolds 2007, Neuron "
+                       "55:131; direction only)", "Fano attended - unattended (rectified-rate counts)",
+                       var.fano_change, var.fano_change_ci_low, var.fano_change_ci_high, -1))
+        out.append(Row("Attention lowers noise correlations (V4)", "lower; over 80% of the attentional gain in "
+                       "population sensitivity (Cohen & Maunsell 2009, Nat Neurosci 12:1594, abstract; "
+                       "Mitchell et al. 2009, Neuron 63:879)", "mean pairwise r attended - unattended",
+                       var.r_change, var.r_change_ci_low, var.r_change_ci_high, -1))
+
+    def attention_maps() -> None:
+        maps = _read(tables, "attention_maps")
+        ro = maps[(maps.region == "readout") & (maps.condition == "bottom-up")].iloc[-1]
+        out.append(Row("Read-out agreement peaks at the true class", "often (the paper's Fig. 3)",
+                       f"fraction of images (chance {ro.chance:.2f})", ro.peak_at_target, ro.peak_ci_low,
+                       ro.peak_ci_high, +1, ro.chance, note=f"trough there in {ro.trough_at_target:.2f}"))
+        if "gain_peak_at_target" in ro and pd.notna(ro.gain_peak_at_target):
+            out.append(Row("Attention amplifies the true class most at the read-out", "the sign-free form of "
+                           "Fig. 3 (the agreement's sign is a convention; the gain's is not)",
+                           f"fraction of images whose largest read-out gain is the true class's (chance "
+                           f"{ro.chance:.2f})", ro.gain_peak_at_target, ro.gain_peak_ci_low, ro.gain_peak_ci_high,
+                           +1, ro.chance))
+
+    def query_space() -> None:
+        qs = _read(tables, "query_space")
+        q = qs[(qs.task == "group") & (qs.time_bin == qs.time_bin.min())].iloc[0]
+        out.append(Row("The global query separates animals from vehicles", "it does (the paper's Fig. 2b)",
+                       f"cross-validated accuracy (chance {q.chance:.2f})", q.accuracy, q.ci_low, q.ci_high,
+                       +1, q.chance))
+
+    def noise_robustness() -> None:
+        nr = _last(_read(tables, "noise_robustness"))
+        n = nr[(nr.condition == "bottom-up") & (nr.noise_std.round(3) == 0.1)].iloc[0]
+        out.append(Row("Attention helps more under pixel noise (sd 0.1)", "about 0.26 -> 0.30 at sd 0.1 (the "
+                       "paper's Fig. 2a, as read in MISSION.md)", "accuracy bottom-up - off",
+                       n.minus_off, n.diff_ci_low, n.diff_ci_high, +1))
+
+    def cueing() -> None:
+        cue = _last(_read(tables, "cueing")).set_index("cue")
+        for name, sign in (("valid", +1), ("invalid", -1)):
+            c = cue.loc[name]
+            out.append(Row(f"{name.capitalize()} cues {'help' if sign > 0 else 'hurt'}", "valid cues help, invalid "
+                           "ones hurt (Posner 1980, Q J Exp Psychol 32:3; direction only)",
+                           f"target accuracy {name} - neutral (composite)", c.minus_neutral, c.diff_ci_low,
+                           c.diff_ci_high, sign))
+
+    def reaction_times() -> None:
+        rt = _read(tables, "cueing_cascade", "reaction_times.csv").set_index("cue").loc["valid"]
+        out.append(Row("Valid cues speed decisions", "faster after valid cues (Posner 1980; direction only)",
+                       "reaction time valid - neutral, ms (cascade)", rt.rt_ms_minus_neutral,
+                       rt.rt_ms_diff_ci_low, rt.rt_ms_diff_ci_high, -1))
+
+    for section in (  # each adds its rows; one whose tables lack what it reads is "not measured"
+        modulation_index, paired_stimuli, gain_model, feature_similarity, time_course, variability,
+        attention_maps, query_space, noise_robustness, cueing, reaction_times):
+        try:
+            section()
+        except (KeyError, IndexError) as err:  # e.g. no animal/vehicle split outside CIFAR-10
+            out.append(Row(f"not measured ({section.__name__})", "", f"the tables lack {err}", float("nan"),
+                           float("nan"), float("nan"), +1))
     return out
 
 

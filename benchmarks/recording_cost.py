@@ -9,8 +9,9 @@
 2. Experiment. The same number of presentations recorded two ways, whole runs interleaved
    three times: an experiment (`gattanet_sim.experiment.run_experiment`: gratings under
    bottom-up and two template conditions, each presentation with its metadata, condition and
-   template coordinates) divided by a plain recording of as many images. Target: at most 1.0
-   (within noise: the experiment adds only string coordinates and a template per batch).
+   template coordinates) divided by a plain recording (`recording.record`, bottom-up) of the
+   same images as many times. Target: at most 1.10, the same cost within this machine's noise
+   (the experiment adds only string coordinates and a template per batch).
 3. Memory. Peak resident memory of a process recording N images with every unit of every
    area at T=4 (all signals), for N = images/5 and N = images: streaming means it does not
    grow with N. Target: at most 2 GB. The file is deleted afterwards.
@@ -128,7 +129,7 @@ def experiment_ratio(batches: int, batch_size: int) -> None:
     groups = [f"{v:g}" for v in stimuli.meta.orientation]
     templates = from_model(model, stimuli.images, groups)
     variants = plan(["bottom-up", "template"], groups, templates, ["0", "90"], 1.0, 0)
-    images = torch.rand(3 * n, 3, 32, 32)
+    images = stimuli.images.repeat(3, 1, 1, 1)  # (3n, 3, H, W): the same images, recorded plainly
     times = {"experiment": [], "recording": []}
     with tempfile.TemporaryDirectory() as tmp:
         for repeat in range(3):
@@ -154,7 +155,8 @@ def experiment_ratio(batches: int, batch_size: int) -> None:
     print(f"experiment: {3 * n} presentations (gratings x bottom-up, attend 0, attend 90), T={T}, "
           f"default probe: {statistics.median(times['experiment']):.1f} s against "
           f"{statistics.median(times['recording']):.1f} s for a plain recording of as many images: "
-          f"ratio {ratio:.3f} (target <= 1.0 within noise)")
+          f"ratio {ratio:.3f} (target <= 1.10, the same cost within this machine's noise: "
+          f"{'met' if ratio <= 1.10 else 'NOT met'})")
 
 
 def main() -> None:

@@ -142,6 +142,16 @@ def make_optimizer(model: GAttANet, args: argparse.Namespace) -> torch.optim.Opt
     return torch.optim.AdamW(groups)
 
 
+def make_scheduler(optimizer: torch.optim.Optimizer, total_steps: int):
+    """One-cycle learning rate, 25% warm-up (at least 2 steps, so a tiny run of 3 to 7 steps has
+    a warm-up too); a run of 1 or 2 steps, too short for a cycle, keeps the peak rate."""
+    if total_steps < 3:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total_steps,
+        pct_start=max(0.25, 2 / total_steps))
+
+
 def loss_fn(model: GAttANet, images: torch.Tensor, labels: torch.Tensor,
             args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy on the last timestep, or averaged over every step the read-out fired."""
@@ -234,9 +244,7 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
                          "for the input to reach the read-out")
     optimizer = make_optimizer(model, args)
     steps_per_epoch = math.ceil(len(train_set) / args.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
-        total_steps=args.epochs * steps_per_epoch, pct_start=0.25)
+    scheduler = make_scheduler(optimizer, args.epochs * steps_per_epoch)
     epoch, step, history, best, totals = 0, 0, [], -1.0, [0.0, 0, 0]
     augment_rng = None
     if saved is not None:
@@ -345,7 +353,7 @@ def ensure_run(path: Path | str, fallback_dir: Path | str, small: bool = False, 
     if path.exists():
         return path
     size = ({"widths": "16,16,16", "hidden": "32", "epochs": "1", "train-limit": "400",
-             "batch-size": "32"} if small  # 13 steps: OneCycleLR's warm-up needs more than 4
+             "batch-size": "32"} if small
             else {"widths": "32,64,128", "epochs": "4"})
     options = {**size, "mode": mode, "timesteps": str(timesteps or (2 if mode == "sweep" else 6))}
     argv = ["--dataset", "stimuli", "--seed", "0", "--quiet", "--out-dir", str(out)]

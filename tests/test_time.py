@@ -208,3 +208,22 @@ def test_new_dynamics_stay_bounded_over_32_steps_with_large_alphas(options, mode
 def test_bad_time_options_are_named(options, match):
     with pytest.raises(ValueError, match=match):
         build_model("toy", num_classes=3, **options)
+
+
+@pytest.mark.parametrize("total", [1, 2, 3, 4, 5, 7, 8, 100])
+def test_scheduler_runs_any_number_of_steps(total):
+    """Tiny runs (an epoch of 4 steps or fewer) used to divide by zero in the one-cycle schedule;
+    long ones keep the 25% warm-up to the peak."""
+    from gattanet_sim.train import make_scheduler
+
+    model = tiny().float()
+    optimizer = make_optimizer(model, _args())
+    scheduler = make_scheduler(optimizer, total)
+    rates = []
+    for _ in range(total):
+        optimizer.step()
+        scheduler.step() if len(rates) < total - 1 else None
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert all(0 < r <= 0.1 + 1e-12 for r in rates)
+    if total == 100:
+        assert max(rates) == pytest.approx(0.1) and 20 <= int(torch.tensor(rates).argmax()) <= 26
