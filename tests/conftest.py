@@ -33,3 +33,32 @@ def write_tree(root: Path, classes=("cat", "dog", "owl"), per_class: int = 6, si
 def tree(tmp_path) -> Path:
     """tmp/ds/train/<3 classes>/6 images each, 16x16 PNG."""
     return write_tree(tmp_path / "ds" / "train").parent
+
+
+def tiny_stepped(alpha: float, **options):
+    """A tiny float64 toy model (16x16 images, 3 classes) in eval mode, every alpha = `alpha`,
+    whose per-step batch-norm rows (the recipe's `StepBatchNorm`) all differ."""
+    import torch
+
+    from gattanet_sim import build_model
+    from gattanet_sim.areas import StepBatchNorm
+
+    torch.manual_seed(0)
+    model = build_model("toy", num_classes=3, widths=(4, 6, 8), hidden=5, key_dim=3,
+                        image_size=16, **options).double().eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, StepBatchNorm):
+                module.running_mean.uniform_(-0.3, 0.3)  # (steps, C): every row its own
+                module.running_var.uniform_(0.5, 2.0)
+        for a in model.attention.alpha.values():
+            a.fill_(alpha)
+    return model
+
+
+def tiny_images(batch: int = 4):
+    """(batch, 3, 16, 16) float64 images in [0, 1], always the same."""
+    import torch
+
+    torch.manual_seed(1)
+    return torch.rand(batch, 3, 16, 16, dtype=torch.float64)

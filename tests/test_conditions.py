@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import tiny_images, tiny_stepped
 from gattanet_sim import build_model
-from gattanet_sim.areas import StepBatchNorm
 from gattanet_sim.attention import QuerySource, top_down_query
 
 GAINED = ("V1", "V2", "V4", "IT", "readout")
@@ -14,22 +14,10 @@ GAINED = ("V1", "V2", "V4", "IT", "readout")
 
 def tiny(alpha: float = 0.7, mode: str = "sweep", **options):
     """A tiny recipe model (norm_steps 2) whose per-step batch-norm rows differ, eval mode."""
-    torch.manual_seed(0)
-    model = build_model("toy", num_classes=3, widths=(4, 6, 8), hidden=5, key_dim=3,
-                        image_size=16, mode=mode, **options).double().eval()
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, StepBatchNorm):
-                module.running_mean.uniform_(-0.3, 0.3)  # (steps, C): every row its own
-                module.running_var.uniform_(0.5, 2.0)
-        for a in model.attention.alpha.values():
-            a.fill_(alpha)
-    return model
+    return tiny_stepped(alpha, mode=mode, **options)
 
 
-def images(batch: int = 4) -> torch.Tensor:
-    torch.manual_seed(1)
-    return torch.rand(batch, 3, 16, 16, dtype=torch.float64)
+images = tiny_images
 
 
 def same(a, b) -> bool:

@@ -17,28 +17,18 @@ import torch.nn.functional as F
 
 from gattanet_sim import build_model
 from gattanet_sim.areas import StepBatchNorm
+from conftest import tiny_images, tiny_stepped
 from gattanet_sim.data import ImageSet
 from gattanet_sim.evaluate import accuracy_per_timestep
 from gattanet_sim.train import loss_fn, make_optimizer
 
 
 def tiny(alpha: float = 0.8, **options):
-    torch.manual_seed(0)
-    model = build_model("toy", num_classes=3, widths=(4, 6, 8), hidden=5, key_dim=3, image_size=16,
-                        gain_form="linear", **options).double().eval()
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, StepBatchNorm):
-                module.running_mean.uniform_(-0.3, 0.3)  # (steps, C): every row its own
-                module.running_var.uniform_(0.5, 2.0)
-        for a in model.attention.alpha.values():
-            a.fill_(alpha)
-    return model
+    """The paper's linear gain (hand computations below use it) on a stepped tiny model."""
+    return tiny_stepped(alpha, gain_form="linear", **options)
 
 
-def images(batch: int = 4) -> torch.Tensor:
-    torch.manual_seed(1)
-    return torch.rand(batch, 3, 16, 16, dtype=torch.float64)
+images = tiny_images
 
 
 @pytest.mark.parametrize("t, row", [(0, 0), (1, 1), (2, 2), (3, 2), (4, 2)])

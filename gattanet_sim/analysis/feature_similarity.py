@@ -172,7 +172,7 @@ def summarize(samples: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
                         if len(similar) and len(dissimilar) else np.nan)
             return compute
 
-        x, y = group["similarity"].to_numpy(float), group["gain"].to_numpy(float)
+        x = group["similarity"].to_numpy(float)  # (samples,)
         row = {"region": region, "time_bin": int(group["time_bin"].iloc[0]), "units": len(sims),
                "samples": len(group), "similar_samples": int((x > SIMILAR).sum()),
                "dissimilar_samples": int((x < -SIMILAR).sum())}
