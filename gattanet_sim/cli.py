@@ -143,6 +143,7 @@ def run_timesteps(args: argparse.Namespace, config: dict, model) -> int:
 
 
 def set_threads() -> None:
-    """Respect OMP_NUM_THREADS if set; otherwise torch's own default."""
-    if "OMP_NUM_THREADS" in os.environ:
-        torch.set_num_threads(max(1, int(os.environ["OMP_NUM_THREADS"])))
+    """Respect OMP_NUM_THREADS if set to a number; otherwise torch's own default."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if value.isdigit():
+        torch.set_num_threads(max(1, int(value)))
