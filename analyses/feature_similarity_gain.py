@@ -22,26 +22,13 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import xarray as xr
 
-from gattanet_sim.analysis.common import AnalysisError
+from gattanet_sim.analysis.common import describe, parse_selection, typed_selection
 from gattanet_sim.analysis.feature_similarity import feature_similarity_units, summarize
 from gattanet_sim.analysis.output import write_figure, write_table
 from gattanet_sim.cli import Parser, main_guard
 from gattanet_sim.recording import open_recording
 
-
-
-def where(text: str, ds: xr.Dataset) -> dict[str, object]:
-    """'condition=template,beta=1' -> {'condition': 'template', 'beta': 1.0} (numbers where the
-    coordinate is numeric)."""
-    out: dict[str, object] = {}
-    for item in text.split(","):
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise AnalysisError(f"expected NAME=VALUE[,NAME=VALUE], got {text!r}")
-        out[name] = float(value) if name in ds.coords and ds[name].dtype.kind in "fiu" else value
-    return out
 
 
 def figure(table: pd.DataFrame, samples: pd.DataFrame, title: str) -> plt.Figure:
@@ -88,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("recording", type=Path)
     p.add_argument("--out", type=Path, required=True, help="directory for the tables and figure")
-    p.add_argument("--attended", default="condition=template", help="NAME=VALUE[,...]")
-    p.add_argument("--unattended", default="condition=off", help="NAME=VALUE[,...]")
+    p.add_argument("--attended", type=parse_selection, default="condition=template",
+                   help="COORD=VALUE[,..] (default condition=template)")
+    p.add_argument("--unattended", type=parse_selection, default="condition=off",
+                   help="COORD=VALUE[,..] (default condition=off)")
     p.add_argument("--feature", default="orientation")
     p.add_argument("--period", type=float, default=180.0, help="of the feature, degrees")
     p.add_argument("--min-response", type=float, default=0.1,
@@ -98,13 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     args = p.parse_args(argv)
     ds = open_recording(args.recording)
-    samples = feature_similarity_units(ds, where(args.unattended, ds), where(args.attended, ds),
+    samples = feature_similarity_units(ds, typed_selection(ds, args.unattended), typed_selection(ds, args.attended),
                                        args.feature, args.period, args.time_bin,
                                        min_response=args.min_response)
     table = summarize(samples, args.seed)
     write_table(table, args.out / "feature_similarity_gain.csv")
     write_table(samples, args.out / "feature_similarity_units.csv")
-    title = (f"Feature-similarity gain ({args.feature}): {args.attended} vs {args.unattended}, "
+    title = (f"Feature-similarity gain ({args.feature}): {describe(args.attended)} vs {describe(args.unattended)}, "
              f"time bin {int(table.time_bin.iloc[0])}")
     write_figure(figure(table, samples, title), args.out / "feature_similarity_gain")
     print(table.round(4).to_string(index=False))

@@ -24,9 +24,8 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 import numpy as np
 import pandas as pd
-import xarray as xr
 
-from gattanet_sim.analysis.common import AnalysisError
+from gattanet_sim.analysis.common import describe, parse_selection, typed_selection
 from gattanet_sim.analysis.gain_model import (
     CLASSES, contrast_response_curves, gain_model_units, summarize,
 )
@@ -35,21 +34,6 @@ from gattanet_sim.cli import Parser, main_guard
 from gattanet_sim.recording import open_recording
 
 CLASS_COLORS = dict(zip(CLASSES, ("#c44e52", "#4c72b0", "#55a868", "#8c8c8c", "#dddddd")))
-
-
-def where(text: str, ds: xr.Dataset) -> dict[str, object]:
-    """'cue=valid,attended=45' -> {'cue': 'valid', 'attended': '45'}, numbers where the
-    coordinate is numeric."""
-    out: dict[str, object] = {}
-    for item in text.split(","):
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise AnalysisError(f"expected NAME=VALUE[,NAME=VALUE], got {text!r}")
-        if name in ds.coords and ds[name].dtype.kind in "fiu":
-            out[name] = float(value)
-        else:
-            out[name] = value
-    return out
 
 
 def figure(table: pd.DataFrame, curves: pd.DataFrame, title: str) -> plt.Figure:
@@ -121,21 +105,23 @@ def main(argv: list[str] | None = None) -> int:
                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("recording", type=Path)
     p.add_argument("--out", type=Path, required=True, help="directory for the tables and figure")
-    p.add_argument("--attended", default="cue=valid", help="NAME=VALUE[,...] (default cue=valid)")
-    p.add_argument("--unattended", default="condition=off", help="NAME=VALUE[,...] (default condition=off)")
+    p.add_argument("--attended", type=parse_selection, default="cue=valid",
+                   help="COORD=VALUE[,..] (default cue=valid)")
+    p.add_argument("--unattended", type=parse_selection, default="condition=off",
+                   help="COORD=VALUE[,..] (default condition=off)")
     p.add_argument("--min-r2", type=float, default=0.8, help="below this R^2 a unit is a poor fit")
     p.add_argument("--time-bin", type=int, default=None, help="default: the last")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     args = p.parse_args(argv)
     ds = open_recording(args.recording)
-    attended, unattended = where(args.attended, ds), where(args.unattended, ds)
+    attended, unattended = typed_selection(ds, args.attended), typed_selection(ds, args.unattended)
     units = gain_model_units(ds, attended, unattended, args.min_r2, time_bin=args.time_bin)
     table = summarize(units, args.seed)
     curves = contrast_response_curves(ds, attended, unattended, args.time_bin)
     write_table(table, args.out / "gain_model.csv")
     write_table(units, args.out / "gain_model_units.csv")
     t = int(curves.time_bin.iloc[0])
-    title = (f"Attention on contrast-response functions: {args.attended} vs {args.unattended}, "
+    title = (f"Attention on contrast-response functions: {describe(args.attended)} vs {describe(args.unattended)}, "
              f"time bin {t}, R^2 >= {args.min_r2}")
     write_figure(figure(table, curves, title), args.out / "gain_model")
     print(table.round(4).to_string(index=False))

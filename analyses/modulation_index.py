@@ -24,8 +24,9 @@ import numpy as np
 import seaborn as sns
 
 from gattanet_sim.analysis.common import AnalysisError
+from gattanet_sim.analysis.common import describe, parse_selection
 from gattanet_sim.analysis.modulation_index import (
-    ATTENDED, BIOLOGY, UNATTENDED, describe, hierarchy_trend, modulation_index, parse_selection,
+    ATTENDED, BIOLOGY, UNATTENDED, hierarchy_trend, modulation_index,
 )
 from gattanet_sim.analysis.output import write_figure, write_table
 from gattanet_sim.cli import Parser, main_guard

@@ -22,7 +22,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-from gattanet_sim.analysis.modulation_index import ATTENDED, UNATTENDED, describe, parse_selection
+from gattanet_sim.analysis.common import describe, parse_selection
+from gattanet_sim.analysis.modulation_index import ATTENDED, UNATTENDED
 from gattanet_sim.analysis.output import write_figure, write_table
 from gattanet_sim.analysis.time_course import BIOLOGY, time_course
 from gattanet_sim.cli import Parser, main_guard

@@ -22,7 +22,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from gattanet_sim.analysis.modulation_index import ATTENDED, UNATTENDED, describe, parse_selection
+from gattanet_sim.analysis.common import describe, parse_selection
+from gattanet_sim.analysis.modulation_index import ATTENDED, UNATTENDED
 from gattanet_sim.analysis.output import write_figure, write_table
 from gattanet_sim.analysis.variability import BIOLOGY, variability
 from gattanet_sim.cli import Parser, main_guard, positive_int

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable
+import argparse
+from typing import Callable, Mapping
 
 import numpy as np
 import xarray as xr
@@ -23,6 +24,33 @@ def require(ds: xr.Dataset, analysis: str, variables: tuple[str, ...] = (),
     missing += [f"coordinate {c!r}" for c in coords if c not in ds.coords]
     if missing:
         raise AnalysisError(f"{analysis} needs {', '.join(missing)} in the recording")
+
+
+def parse_selection(text: str) -> dict[str, str]:
+    """A command line's selection: "cue=valid" or "condition=template,attended=45" -> a dict."""
+    parts = [part.split("=", 1) for part in text.split(",")]
+    if not text or any(len(p) != 2 or not p[0] for p in parts):
+        raise argparse.ArgumentTypeError(f"expected COORD=VALUE[,COORD=VALUE], got {text!r}")
+    return dict(parts)
+
+
+def describe(where: Mapping[str, object]) -> str:
+    """{"cue": "valid"} -> "cue=valid" (for titles)."""
+    return ", ".join(f"{k}={v}" for k, v in where.items())
+
+
+def typed_selection(data: xr.DataArray | xr.Dataset, where: Mapping[str, object]) -> dict[str, object]:
+    """Selection values given as text (a command line's) in the coordinate's own type."""
+    typed = {}
+    for name, value in where.items():
+        kind = data[name].dtype.kind if name in data.coords else "O"
+        if isinstance(value, str) and kind in "iuf":
+            try:
+                value = float(value) if kind == "f" else int(value)
+            except ValueError:
+                raise AnalysisError(f"coordinate {name!r} holds numbers, not {value!r}") from None
+        typed[name] = value
+    return typed
 
 
 def select(data: xr.DataArray, **where) -> xr.DataArray:

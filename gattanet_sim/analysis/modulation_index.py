@@ -14,7 +14,6 @@ by (stimulus_id, repetition): the same image and trial under both. The helpers h
 
 from __future__ import annotations
 
-import argparse
 from typing import Mapping
 
 import numpy as np
@@ -22,7 +21,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from gattanet_sim.analysis.common import AnalysisError, bootstrap_ci, require, select
+from gattanet_sim.analysis.common import AnalysisError, bootstrap_ci, require, select, typed_selection
 
 ATTENDED = {"cue": "valid"}
 UNATTENDED = {"condition": "off"}
@@ -32,19 +31,6 @@ BIOLOGY = ("Biology: attention modulates higher areas more, V1 < V4 < IT (McAdam
 
 def _describe(where: Mapping[str, object]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in where.items())
-
-
-def describe(where: Mapping[str, object]) -> str:
-    """{"cue": "valid"} -> "cue=valid" (for titles)."""
-    return ", ".join(f"{k}={v}" for k, v in where.items())
-
-
-def parse_selection(text: str) -> dict[str, str]:
-    """A command line's selection: "cue=valid" or "condition=template,attended=45" -> a dict."""
-    parts = [part.split("=", 1) for part in text.split(",")]
-    if not text or any(len(p) != 2 or not p[0] for p in parts):
-        raise argparse.ArgumentTypeError(f"expected COORD=VALUE[,COORD=VALUE], got {text!r}")
-    return dict(parts)
 
 
 def matched_activity(ds: xr.Dataset, attended: Mapping[str, object], unattended: Mapping[str, object],
@@ -61,7 +47,7 @@ def matched_activity(ds: xr.Dataset, attended: Mapping[str, object], unattended:
     if dict(attended) == dict(unattended):
         raise AnalysisError(f"{analysis} needs two different selections; both are {_describe(attended)}")
     data = ds["activity"]
-    attended, unattended = (_typed(data, where) for where in (attended, unattended))
+    attended, unattended = (typed_selection(data, where) for where in (attended, unattended))
     sides = []
     for name, where in (("attended", attended), ("unattended", unattended)):
         part = select(data, **where)
@@ -84,20 +70,6 @@ def matched_activity(ds: xr.Dataset, attended: Mapping[str, object], unattended:
     att, unatt = (part.isel(presentation=keys.get_indexer(pairs)).transpose(
         "presentation", "neuroid", "time_bin").values.astype(np.float64) for part, keys in sides)
     return att, unatt, pairs  # (pair, neuroid, time_bin) twice
-
-
-def _typed(data: xr.DataArray, where: Mapping[str, object]) -> dict[str, object]:
-    """Selection values given as text (a command line's) in the coordinate's own type."""
-    typed = {}
-    for name, value in where.items():
-        kind = data[name].dtype.kind
-        if isinstance(value, str) and kind in "iuf":
-            try:
-                value = float(value) if kind == "f" else int(value)
-            except ValueError:
-                raise AnalysisError(f"coordinate {name!r} holds numbers, not {value!r}") from None
-        typed[name] = value
-    return typed
 
 
 def hierarchy(ds: xr.Dataset) -> list[str]:
