@@ -49,15 +49,17 @@ class StepBatchNorm(nn.Module):
     def __init__(self, features: int, steps: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
         super().__init__()
         self.steps, self.momentum, self.eps = steps, momentum, eps
+        self.step = 0  # the timestep when forward is called without one (inside a torchvision block)
+        self.batch_norm = F.batch_norm  # replaced by one synchronised over processes when distributed
         self.weight = nn.Parameter(torch.ones(features))
         self.bias = nn.Parameter(torch.zeros(features))
         self.register_buffer("running_mean", torch.zeros(steps, features))
         self.register_buffer("running_var", torch.ones(steps, features))
 
-    def forward(self, x: torch.Tensor, t: int = 0) -> torch.Tensor:
-        s = min(t, self.steps - 1)
-        return F.batch_norm(x, self.running_mean[s], self.running_var[s], self.weight, self.bias,
-                            self.training, self.momentum, self.eps)  # updates row s in place
+    def forward(self, x: torch.Tensor, t: int | None = None) -> torch.Tensor:
+        s = min(self.step if t is None else t, self.steps - 1)
+        return self.batch_norm(x, self.running_mean[s], self.running_var[s], self.weight, self.bias,
+                               self.training, self.momentum, self.eps)  # updates row s in place
 
 
 def _norm(features: int, batch_norm: bool, norm_steps: int, dims: int) -> nn.Module:
@@ -66,6 +68,22 @@ def _norm(features: int, batch_norm: bool, norm_steps: int, dims: int) -> nn.Mod
     if norm_steps > 1:
         return StepBatchNorm(features, norm_steps)
     return nn.BatchNorm2d(features) if dims == 2 else nn.BatchNorm1d(features)
+
+
+def set_step(module: nn.Module, t: int) -> None:
+    """Point every `StepBatchNorm` inside `module` at timestep t (for layers, such as
+    torchvision's residual blocks, that call their norms without a timestep)."""
+    for m in module.modules():
+        if isinstance(m, StepBatchNorm):
+            m.step = t
+
+
+def out_side(geometry: tuple[tuple[int, int, int], ...], side: int) -> int:
+    """Side of a conv area's output grid from its input side, through its (kernel, stride,
+    padding) layers."""
+    for kernel, stride, padding in geometry:
+        side = (side + 2 * padding - kernel) // stride + 1
+    return side
 
 
 class ConvArea(nn.Module):
@@ -77,6 +95,7 @@ class ConvArea(nn.Module):
     """
 
     kind = "conv"
+    geometry = ((3, 1, 1), (2, 2, 0))  # (kernel, stride, padding) of the conv, then the pool
 
     def __init__(self, in_channels: int, out_channels: int, batch_norm: bool = True,
                  norm_steps: int = 1) -> None:
@@ -102,16 +121,18 @@ class DenseArea(nn.Module):
 
     def __init__(
         self, in_features: int, out_features: int, batch_norm: bool = False, readout: bool = False,
-        norm_steps: int = 1,
+        norm_steps: int = 1, global_pool: bool = False,
     ) -> None:
         super().__init__()
         self.linear = nn.Linear(in_features, out_features)
         self.norm = _norm(out_features, batch_norm, norm_steps, dims=1)
         self.readout = readout
+        self.global_pool = global_pool  # average a conv input over space first (a ResNet's head)
         self.units = out_features
 
     def drive(self, x: torch.Tensor, t: int = 0) -> torch.Tensor:
-        x = self.linear(x.flatten(1))  # (B, N)
+        x = x.mean(dim=(2, 3)) if self.global_pool else x.flatten(1)  # (B, C) | (B, C*H*W)
+        x = self.linear(x)  # (B, N)
         return self.norm(x, t) if isinstance(self.norm, StepBatchNorm) else self.norm(x)
 
     def activate(self, drive: torch.Tensor) -> torch.Tensor:
@@ -148,19 +169,28 @@ class Backbone(nn.Module):
         return x  # (B, classes)
 
     def receptive_fields(self) -> dict[str, ReceptiveField]:
-        """Receptive field of every area, by the usual size/jump/start recursion."""
+        """Receptive field of every area, by the usual size/jump/start recursion over each
+        conv area's (kernel, stride, padding) layers (a residual stage: its main path)."""
         size, jump, start = 1.0, 1.0, 0.5
         fields = {}
         for name, area in self.areas.items():
             if area.kind == "conv":
-                size += 2 * jump  # 3x3 conv, padding 1: centre unchanged
-                size += jump  # 2x2 max-pool, stride 2
-                start += 0.5 * jump
-                jump *= 2
+                for kernel, stride, padding in area.geometry:
+                    size += (kernel - 1) * jump
+                    start += ((kernel - 1) / 2 - padding) * jump
+                    jump *= stride
                 fields[name] = ReceptiveField(size, jump, start)
             else:
                 fields[name] = ReceptiveField(float(self.image_size), 0.0, self.image_size / 2)
         return fields
+
+    def sides(self, image_size: int | None = None) -> dict[str, int]:
+        """Side of every conv area's grid of positions (1 for a dense area)."""
+        side, sides = image_size or self.image_size, {}
+        for name, area in self.areas.items():
+            side = out_side(area.geometry, side) if area.kind == "conv" else side
+            sides[name] = side if area.kind == "conv" else 1
+        return sides
 
 
 def toy_backbone(

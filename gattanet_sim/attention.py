@@ -236,11 +236,13 @@ class AttentionRegion(nn.Module):
         return rate @ self.query[name] / rate.shape[1]  # (B, N) @ (N, d), mean over units
 
     def observe(self, rates: dict[str, torch.Tensor | None], source: QuerySource | None = None,
-                previous: AttentionState | None = None) -> AttentionState:
+                previous: AttentionState | None = None) -> AttentionState | None:
         """Read every active area (None = silent, not yet reached) and pool the global query,
         integrated with the `previous` state's when `query_leak` > 0; `source` may replace it
         by a top-down template (default: bottom-up)."""
-        read = {name: rate for name, rate in rates.items() if rate is not None}
+        read = {name: rate for name, rate in rates.items() if rate is not None and name in self.query}
+        if not read:  # cascade mode: no area it reads has fired yet
+            return previous
         area_queries = {name: self.mean_query(name, rate) for name, rate in read.items()}
         pooled = global_query(list(area_queries.values()))  # (B, d)
         if self.query_leak > 0 and previous is not None and previous.pooled is not None:

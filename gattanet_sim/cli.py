@@ -14,7 +14,7 @@ import torch
 from gattanet_sim.data import DataError, DatasetUnavailable, ImageSet, default_root, load_split
 from gattanet_sim.io import UnsafeFileError, UsageError
 
-DATASETS = ("cifar10", "cifar100", "folder", "stimuli")
+DATASETS = ("cifar10", "cifar100", "folder", "imagenet", "stimuli")
 
 
 def main_guard(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
@@ -83,6 +83,13 @@ def int_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
     if any(v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"every value must be at least 1, got {text}")
+    return values
+
+
+def name_list(text: str) -> tuple[str, ...]:
+    values = tuple(v.strip() for v in text.split(","))
+    if not all(values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
     return values
 
 

@@ -7,6 +7,10 @@ Sources, by `--dataset`:
   the shared JPEG copy), a ``.tar.gz`` of such a tree; else torchvision's download. With
   none of these, `DatasetUnavailable`.
 - ``folder``: any class-folder tree ``ROOT/train/<class>/*`` (plus ``val/`` and ``test/``).
+- ``imagenet``: ``ROOT/train/<class>/*`` and ``ROOT/val/<class>/*`` (or in ``ROOT/imagenet*/``),
+  streamed: a `StreamedImageSet` lists the files and decodes each image when a batch needs it,
+  never all in memory, with the standard transforms (resize 256 + centre crop 224 for
+  evaluation, random resized crop + flip for training).
 
 Splits: ``train``; ``val``, the tree's ``val/`` if it has one, else a per-class held-out
 part of the training images (drawn with a fixed seed, the same for every run, so that every
@@ -31,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from gattanet_sim.io import atomic_save, safe_load
@@ -63,8 +68,55 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def image_size(self) -> int:
+        return self.images.shape[-1]
+
     def subset(self, index: torch.Tensor) -> "ImageSet":
         return ImageSet(self.images[index], self.labels[index], self.classes, self.name)
+
+
+@dataclass
+class StreamedImageSet:
+    """Image files listed, not decoded: too many to hold in memory (ImageNet), so `batches`
+    decodes each one when needed, with the standard transforms to `image_size`.
+
+    `resize` is the side the evaluation transform scales the short side to before the
+    centre crop (256 for 224, the usual ratio).
+    """
+
+    samples: list[tuple[str, int]]
+    classes: list[str]
+    name: str = ""
+    image_size: int = 224
+    resize: int = 256
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return torch.tensor([label for _, label in self.samples], dtype=torch.int64)  # (N,)
+
+    def subset(self, index: torch.Tensor) -> "StreamedImageSet":
+        if index.dtype == torch.bool:  # a mask, as ImageSet.subset accepts
+            index = index.nonzero().flatten()
+        samples = [self.samples[i] for i in index.tolist()]
+        return StreamedImageSet(samples, self.classes, self.name, self.image_size, self.resize)
+
+    def decode(self, i: int, seed: int | None = None) -> torch.Tensor:
+        """Image i as uint8 (3, S, S): the evaluation transform, or with `seed` the training
+        augmentation drawn from that seed alone (the caller's global RNG is left as it was)."""
+        from torchvision.transforms import v2
+
+        image = _read_rgb(self.samples[i][0])  # (3, H, W) uint8
+        if seed is None:
+            resized = v2.Resize(self.resize, antialias=True)(image)  # (3, H', W'), short: resize
+            return v2.CenterCrop(self.image_size)(resized).contiguous()  # (3, S, S)
+        with torch.random.fork_rng(devices=[]):  # draws from the global RNG, so fork it
+            torch.manual_seed(seed)
+            cropped = v2.RandomResizedCrop(self.image_size, antialias=True)(image)  # (3, S, S)
+            return v2.RandomHorizontalFlip()(cropped).contiguous()  # (3, S, S)
 
 
 def default_root() -> Path:
@@ -105,6 +157,13 @@ def _decode(path: Path, image_size: int | None) -> np.ndarray:
             return np.asarray(img, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DataError(f"cannot decode image {path}: {err}") from None
+
+
+def _read_rgb(path: str | Path) -> torch.Tensor:
+    """A file as uint8 RGB (3, H, W), decoded by PIL as `decode_tree` does (torchvision's own
+    decoders are deprecated since 0.29); DataError naming the file if it cannot be read."""
+    pixels = _decode(Path(path), None)  # (H, W, 3), read-only
+    return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))  # (3, H, W) copy
 
 
 def decode_tree(tree: Path, image_size: int | None = None, classes: list[str] | None = None) -> ImageSet:
@@ -185,10 +244,13 @@ def _find_train_tree(root: Path) -> Path | None:
 
 def _cifar_local(name: str, root: Path) -> Path | None:
     """A class-folder tree of CIFAR in root, extracting a matching archive if that is all."""
+    def ours(path: Path) -> bool:  # "cifar10*" would also match a cifar100 copy
+        return name != "cifar10" or not path.name.startswith("cifar100")
+
     for candidate in sorted(root.glob(f"{name}*/train")):
-        if _is_class_tree(candidate):
+        if ours(candidate.parent) and _is_class_tree(candidate):
             return candidate.parent
-    for archive in sorted(root.glob(f"{name}*.tar*")):
+    for archive in sorted(p for p in root.glob(f"{name}*.tar*") if ours(p)):
         tree = _find_train_tree(extract_archive(archive))
         if tree is not None:
             return tree.parent
@@ -237,8 +299,9 @@ def load_split(
     image_size: int | None = None,
     download: bool = True,
     stimuli_per_class: int = 200,
-) -> ImageSet:
-    """Load one split of a dataset as an ImageSet (see the module docstring)."""
+) -> ImageSet | StreamedImageSet:
+    """Load one split of a dataset: an ImageSet, or for imagenet a StreamedImageSet (see the
+    module docstring; imagenet ignores `val_size`: its val/ is the validation split)."""
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     root = Path(root) if root is not None else default_root()
@@ -266,7 +329,53 @@ def load_split(
         if split == "train" and _is_class_tree(tree.parent / "val"):
             return full
         return _split(full, split, val_size, dataset, root)
-    raise DataError(f"unknown dataset {dataset!r}; choose from cifar10, cifar100, folder, stimuli")
+    if dataset == "imagenet":
+        return _load_imagenet(root, split, image_size or 224)
+    raise DataError(
+        f"unknown dataset {dataset!r}; choose from cifar10, cifar100, folder, imagenet, stimuli"
+    )
+
+
+def _list_tree(tree: Path, labels: dict[str, int]) -> list[tuple[str, int]]:
+    """(path, label) of every file in tree/<class>/, sorted by class then name.
+
+    Uses scandir's cached file types: a million files, no stat each.
+    """
+    files = []
+    for c, label in labels.items():
+        with os.scandir(tree / c) as entries:
+            found = sorted(e.path for e in entries if e.is_file() and not e.name.startswith("."))
+        files += [(f, label) for f in found]
+    if not files:
+        raise DataError(f"{tree} holds no images")
+    stranger = next((f for f, _ in files if Path(f).suffix.lower() not in IMAGE_SUFFIXES), None)
+    if stranger is not None:
+        raise DataError(f"not an image file: {stranger}")
+    return files
+
+
+def _load_imagenet(root: Path, split: str, image_size: int) -> StreamedImageSet:
+    """List an ImageNet-layout tree (root or root/imagenet*/) as a StreamedImageSet."""
+    if not root.is_dir():
+        raise DataError(f"data root {root} does not exist")
+    candidates = [root, *sorted(root.glob("imagenet*"))]
+    base = next((c for c in candidates if _is_class_tree(c / "train")), None)
+    if base is None:
+        raise DataError(f"no ImageNet tree {root}/train/<class>/ (or {root}/imagenet*/train/)")
+    classes = [p.name for p in _class_dirs(base / "train")]
+    tree = base / split
+    if not _is_class_tree(tree):
+        raise DataError(f"{base} has no {split}/<class>/ folders (ImageNet's {split} images sorted "
+                        "into class folders named as in train/)")
+    names = [p.name for p in _class_dirs(tree)]
+    unknown = [c for c in names if c not in classes]
+    if unknown:
+        raise DataError(f"{tree} has class folder(s) not in {base / 'train'}: "
+                        f"{', '.join(unknown[:5])}")
+    labels = {c: label for label, c in enumerate(classes) if c in names}  # by train's label
+    files = _list_tree(tree, labels)
+    resize = round(image_size * 256 / 224)
+    return StreamedImageSet(files, classes, "imagenet", image_size, resize)
 
 
 def _load_cifar(name: str, root: Path, split: str, download: bool) -> ImageSet:
@@ -319,28 +428,128 @@ def augment(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> t
     return out.permute(0, 3, 1, 2).contiguous()  # (B, C, H, W)
 
 
+def balanced_subset(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """Indices of n images, as many of each class as possible, drawn with `seed`: a
+    class-folder tree is sorted by class, so its first n images would be one or two classes.
+
+    Round robin over the classes, each in its own shuffled order (a class that runs out
+    leaves its turn to the others); sorted, so the subset keeps the set's order.
+    """
+    classes, label_index = torch.unique(labels, return_inverse=True)  # (K,), (N,)
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))  # (N,)
+    by_class = order[torch.sort(label_index[order], stable=True).indices]  # shuffled within class
+    counts = torch.bincount(label_index, minlength=len(classes))  # (K,)
+    starts = torch.cumsum(counts, 0) - counts  # (K,)
+    rank = torch.arange(len(labels)) - starts[label_index[by_class]]  # position within its class
+    turn = rank * len(classes) + label_index[by_class]  # round-robin turn of each image
+    return by_class[torch.argsort(turn)[:n]].sort().values
+
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The shuffled order of an epoch: a function of (seed, epoch) alone, so resumable."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
 
 
+def item_seed(initial_seed: int, position: int) -> int:
+    """The augmentation seed of the item at `position` of an epoch's order: a function of the
+    generator's seed and the position alone, so a resumed epoch sees the same images."""
+    return (initial_seed * 1_000_003 + position) % 2**63
+
+
+def loader_workers() -> int:
+    """Decoding processes: $GATTANET_WORKERS if a number, else min(8, CPUs)."""
+    value = os.environ.get("GATTANET_WORKERS", "").strip()
+    return int(value) if value.isdigit() else min(8, os.cpu_count() or 1)
+
+
+class _Decoded(Dataset):
+    """Map-style view of a StreamedImageSet whose keys are (i, seed) pairs (seed None: eval)."""
+
+    def __init__(self, data: StreamedImageSet):
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, key: tuple[int, int | None]) -> tuple[torch.Tensor, int]:
+        i, seed = key
+        return self.data.decode(i, seed), self.data.samples[i][1]  # (3, S, S) uint8, label
+
+
+class _SeededBatches:
+    """Batch sampler: lists of (i, seed) over index[first:], built lazily (a million items)."""
+
+    def __init__(self, index: torch.Tensor, batch_size: int, first: int, initial_seed: int | None,
+                 shard: tuple[int, int] = (0, 1)):
+        self.index = index
+        self.shard = shard  # (rank, world): this process decodes every world-th item of a batch
+        self.batch_size = batch_size
+        self.first = first  # position in index of the first item: resuming skips batches
+        self.initial_seed = initial_seed  # None: no augmentation
+
+    def __len__(self) -> int:
+        return max(0, -(-(len(self.index) - self.first) // self.batch_size))
+
+    def __iter__(self) -> Iterator[list[tuple[int, int | None]]]:
+        for lo in range(self.first, len(self.index), self.batch_size):
+            chunk = self.index[lo : lo + self.batch_size].tolist()
+            seeds = ([None] * len(chunk) if self.initial_seed is None else
+                     [item_seed(self.initial_seed, lo + k) for k in range(len(chunk))])
+            rank, world = self.shard
+            yield list(zip(chunk, seeds))[rank::world]
+
+
+def _streamed_batches(
+    data: StreamedImageSet,
+    batch_size: int,
+    device: torch.device,
+    index: torch.Tensor,
+    generator: torch.Generator | None,
+    start: int,
+    shard: tuple[int, int] = (0, 1),
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """`batches` for a StreamedImageSet: decoded in DataLoader workers, seeded per item."""
+    initial_seed = generator.initial_seed() if generator is not None else None  # never drawn
+    loader = DataLoader(
+        _Decoded(data),
+        batch_sampler=_SeededBatches(index, batch_size, start * batch_size, initial_seed, shard),
+        num_workers=loader_workers(),
+        pin_memory=device.type == "cuda",
+        # its own generator: the loader's worker seed would otherwise come from the global RNG
+        generator=torch.Generator().manual_seed(0),
+    )
+    for images, labels in loader:  # (B, 3, S, S) uint8, (B,) int64
+        images = images.to(device, non_blocking=True).float().div_(255)  # (B, 3, S, S)
+        yield images, labels.to(device, non_blocking=True)
+
+
 def batches(
-    data: ImageSet,
+    data: ImageSet | StreamedImageSet,
     batch_size: int,
     device: torch.device | str = "cpu",
     order: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     start: int = 0,
+    shard: tuple[int, int] = (0, 1),
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield (images in [0, 1] float (B, C, H, W), labels (B,)) on `device`.
 
     `order` shuffles (see `epoch_order`); `generator` turns augmentation on; `start` skips
-    the first batches (resuming within an epoch).
+    the first batches (resuming within an epoch); `shard` (rank, world) keeps every
+    world-th item of each batch, augmented as in the whole batch (so several processes
+    together see what one process sees). A StreamedImageSet is decoded by DataLoader
+    workers; its augmentation is seeded per item by `item_seed`, from the generator's
+    initial seed without drawing from it.
     """
     index = order if order is not None else torch.arange(len(data))
+    if isinstance(data, StreamedImageSet):
+        yield from _streamed_batches(data, batch_size, torch.device(device), index, generator,
+                                     start, shard)
+        return
+    rank, world = shard
     for i in range(start * batch_size, len(index), batch_size):
         idx = index[i : i + batch_size]
-        images = data.images[idx]
+        images = data.images[idx]  # (B, C, H, W) uint8
         if generator is not None:
-            images = augment(images, generator)
+            images = augment(images, generator)  # draws for the whole batch, on every process
+        images, idx = images[rank::world], idx[rank::world]  # (B / world, C, H, W)
         yield images.to(device).float().div_(255), data.labels[idx].to(device)

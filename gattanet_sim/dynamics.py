@@ -110,12 +110,17 @@ class GAttANet(nn.Module):
         return index if self.mode == "cascade" else 0
 
     def forward(self, images: torch.Tensor, timesteps: int = 2,
-                query: QuerySource | str | torch.Tensor | None = None) -> torch.Tensor:
+                query: QuerySource | str | torch.Tensor | None = None,
+                every_step: bool = False) -> torch.Tensor:
+        """The last step's logits (B, classes), or with `every_step` those of each (T, B, classes)
+        (through `forward`, so that a DistributedDataParallel wrapper sees the call)."""
         if timesteps < self.arrival_steps:
             raise ValueError(
                 f"in {self.mode} mode the input needs {self.arrival_steps} timesteps to reach "
                 f"the read-out; got timesteps={timesteps}"
             )
+        if every_step:
+            return self.simulate(images, timesteps, query=query).logits  # (T, B, classes)
         return self._run(images, timesteps, trajectory=None, source=as_query_source(query))
 
     def simulate(
@@ -239,7 +244,7 @@ class GAttANet(nn.Module):
             d = self.attention.key_dim
             traj.query = stack(record["query"], 0.0, (batch, d))
             traj.area_queries = {n: stack([q.get(n) for q in record["area_queries"]], 0.0, (batch, d))
-                                 for n in names}
+                                 for n in self.attention.query}
             for n in self.attention.gained:
                 map_shape = _map_shape(torch.empty(shapes[n], device="meta"))
                 traj.agreement[n] = stack([a.get(n) for a in record["agreement"]], 0.0, map_shape)
@@ -249,12 +254,7 @@ class GAttANet(nn.Module):
         return traj
 
     def _shapes(self, batch: int, side: int) -> dict[str, tuple]:
-        """Shape of every area's rate (each conv area halves the side), silent or not."""
-        shapes = {}
-        for name, area in self.areas.items():
-            if area.kind == "conv":
-                side //= 2
-                shapes[name] = (batch, area.units, side, side)
-            else:
-                shapes[name] = (batch, area.units)
-        return shapes
+        """Shape of every area's rate, silent or not."""
+        sides = self.backbone.sides(side)
+        return {name: (batch, area.units, sides[name], sides[name]) if area.kind == "conv"
+                else (batch, area.units) for name, area in self.areas.items()}

@@ -55,7 +55,7 @@ def accuracy_per_timestep(
     model.train(was_training)
     n = len(data)
     return {"accuracy": [c / n for c in correct.tolist()], "loss": [v / n for v in loss.tolist()],
-            "images": n}
+            "images": n, "correct": correct.tolist(), "loss_sum": loss.tolist()}
 
 
 def load_checkpoint(path: Path, device: torch.device) -> tuple[GAttANet, dict, Path]:

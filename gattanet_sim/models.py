@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Callable
 
+from pathlib import Path
+
 from gattanet_sim.areas import Backbone, toy_backbone
 from gattanet_sim.attention import AttentionRegion
 from gattanet_sim.dynamics import GAttANet
+from gattanet_sim.resnets import resnet_backbone
 
 ATTENTION_OPTIONS = (
     "normalization", "gain_form", "readout_gain", "alpha_init", "keys", "gain_position",
@@ -43,11 +46,23 @@ def resolve_options(preset: str, attention: bool, **overrides) -> dict:
 
 
 def _assemble(
-    backbone: Backbone, attention: bool, key_dim: int, mode: str, noise_std: float, options: dict
+    backbone: Backbone, attention: bool, key_dim: int, mode: str, noise_std: float, options: dict,
+    attention_areas: list[str] | None = None,
 ) -> GAttANet:
+    """The backbone plus an attention region reading from and gaining `attention_areas`
+    (default: every area); `readout_gain` False spares the read-out, if it is among them."""
     region = None
     if attention:
-        areas = {name: (area.kind, area.units) for name, area in backbone.areas.items()}
+        names = list(backbone.areas)
+        chosen = names if attention_areas is None else list(attention_areas)
+        unknown = [n for n in chosen if n not in names]
+        if unknown or not chosen:
+            raise ValueError(f"attention areas must be some of {', '.join(names)}; got "
+                             f"{', '.join(unknown) or 'none'}")
+        chosen = [n for n in names if n in chosen]  # in the order of the hierarchy
+        if names[-1] not in chosen:
+            options = {**options, "readout_gain": True}  # the last chosen area is not the read-out
+        areas = {name: (backbone.areas[name].kind, backbone.areas[name].units) for name in chosen}
         region = AttentionRegion(areas, key_dim=key_dim, **options)
     return GAttANet(backbone, region, mode=mode, noise_std=noise_std)
 
@@ -66,6 +81,7 @@ def toy(
     image_size: int = 32,
     mode: str = "sweep",
     noise_std: float = 0.0,
+    attention_areas: list[str] | None = None,
     **attention_options,
 ) -> GAttANet:
     """The paper's toy model: 3 conv areas + 2 dense areas, each read and gained by attention.
@@ -82,18 +98,61 @@ def toy(
             `PRESETS`; explicit arguments override it.
         mode: "sweep" or "cascade" (see `gattanet_sim.dynamics`).
         noise_std: Gaussian noise on every unit's drive, every timestep.
+        attention_areas: the areas the attention region reads from and gains (default: all).
         attention_options: the paper's open details, see `AttentionRegion`; default: the preset's.
     """
+    options = _options(preset, attention, norm_steps, attention_options)
+    backbone = toy_backbone(num_classes, tuple(widths), hidden, batch_norm, in_channels, image_size,
+                            options.pop("norm_steps"))
+    return _assemble(backbone, attention, key_dim, mode, noise_std, options, attention_areas)
+
+
+def _options(preset: str, attention: bool, norm_steps: int | None, attention_options: dict) -> dict:
     unknown = set(attention_options) - set(ATTENTION_OPTIONS)
     if unknown:
         raise ValueError(f"unknown model option(s): {', '.join(sorted(unknown))}")
-    options = resolve_options(preset, attention, norm_steps=norm_steps, **attention_options)
-    backbone = toy_backbone(num_classes, tuple(widths), hidden, batch_norm, in_channels, image_size,
-                            options.pop("norm_steps"))
-    return _assemble(backbone, attention, key_dim, mode, noise_std, options)
+    return resolve_options(preset, attention, norm_steps=norm_steps, **attention_options)
 
 
-MODELS: dict[str, Callable[..., GAttANet]] = {"toy": toy}
+def _resnet(
+    depth: int,
+    *,
+    num_classes: int = 1000,
+    attention: bool = True,
+    key_dim: int = 16,
+    stem: str | None = None,
+    per_block: bool = False,
+    weights: str | Path | None = None,
+    norm_steps: int | None = None,
+    preset: str = "recipe",
+    image_size: int = 32,
+    mode: str = "sweep",
+    noise_std: float = 0.0,
+    attention_areas: list[str] | None = None,
+    **attention_options,
+) -> GAttANet:
+    options = _options(preset, attention, norm_steps, attention_options)
+    stem = stem or ("cifar" if image_size <= 64 else "imagenet")
+    backbone = resnet_backbone(depth, num_classes, stem, per_block, options.pop("norm_steps"),
+                               image_size, weights)
+    return _assemble(backbone, attention, key_dim, mode, noise_std, options, attention_areas)
+
+
+def resnet18(**kwargs) -> GAttANet:
+    """ResNet-18 (torchvision's blocks) with the global attention region, as in the paper's
+    CIFAR experiments. Areas: stem, layer1..layer4 (or every block, `per_block=True`),
+    readout. `stem`: "cifar" (3x3 conv, no max-pool; the default up to 64-pixel images) or
+    "imagenet"; `weights`: a local torchvision state dict to start from. Other arguments as
+    `toy`."""
+    return _resnet(18, **kwargs)
+
+
+def resnet50(**kwargs) -> GAttANet:
+    """ResNet-50 (bottleneck blocks), the paper's ImageNet backbone; arguments as `resnet18`."""
+    return _resnet(50, **kwargs)
+
+
+MODELS: dict[str, Callable[..., GAttANet]] = {"toy": toy, "resnet18": resnet18, "resnet50": resnet50}
 
 
 def list_models() -> list[str]:

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if steps[-1] >= timesteps or steps[0] < 0:
         raise UsageError(f"--time-bins must lie in 0..{timesteps - 1}")
     data, dataset = run_data(args, config)
-    image_size = data.images.shape[-1]
+    image_size = data.image_size
     placement = place(probe, model, image_size)
     neuroids = placement.coords(model.backbone.receptive_fields(), image_size)
     mapping = time_mapping(model.mode, list(model.areas))

@@ -136,10 +136,10 @@ def place(probe: Probe, model: GAttANet, image_size: int) -> Placement:
         raise ProbeError("this model has no attention region: record activity,logits only")
     fields = model.backbone.receptive_fields()
     rng = np.random.default_rng(probe.seed)
-    side = image_size
+    sides = model.backbone.sides(image_size)
     placement = Placement(mean_over_space=probe.units == "channel-mean")
     for name, area in model.areas.items():
-        side = side // 2 if area.kind == "conv" else 1
+        side = sides[name]
         if name not in names:
             continue
         channel, row, col = np.indices((area.units, side, side)).reshape(3, -1)  # channel-major

@@ -16,6 +16,7 @@ pad-and-crop + flip augmentation.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import signal
@@ -29,19 +30,25 @@ from tqdm import tqdm
 
 from gattanet_sim.attention import GAIN_FORMS, GAIN_POSITIONS, KEY_TIMES, NORMALISATIONS
 from gattanet_sim.cli import (
-    Parser, UsageError, add_data_arguments, int_list, load_data, main_guard, non_negative_float,
-    pick_device, positive_int, set_threads,
+    Parser, UsageError, add_data_arguments, int_list, load_data, main_guard, name_list,
+    non_negative_float, pick_device, positive_int, set_threads,
 )
-from gattanet_sim.data import batches, epoch_order
+from gattanet_sim import distributed
+from gattanet_sim.data import ImageSet, balanced_subset, batches, epoch_order
 from gattanet_sim.dynamics import MODES, GAttANet
 from gattanet_sim.evaluate import accuracy_per_timestep
 from gattanet_sim.io import atomic_path, atomic_save, git_commit, package_versions, safe_load, write_json
 from gattanet_sim.models import ATTENTION_OPTIONS, PRESETS, build_model, list_models, resolve_options
+from gattanet_sim.resnets import STEMS
 
 # Arguments that may differ between a run and its resumption (the preset only names defaults:
 # the options it resolves to are compared one by one).
-RESUMABLE = ("resume", "device", "quiet", "preset")
-LATER = {"query_leak": 0.0, "gain_tau": 1.0}  # options newer than some saved runs: their value then
+RESUMABLE = ("resume", "device", "quiet", "preset", "precision")
+LATER = {"query_leak": 0.0, "gain_tau": 1.0, "stem": None, "per_block": False, "weights": None,
+         "attention_areas": None}  # options newer than some saved runs: their value then
+
+
+SYNC_EVERY = 50  # on a GPU: steps between the loop's waits for the device (finiteness, progress)
 
 
 class TrainingDiverged(ValueError):
@@ -57,8 +64,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     m.add_argument("--mode", choices=MODES, default="sweep")
     m.add_argument("--attention", action=argparse.BooleanOptionalAction, default=True)
     m.add_argument("--key-dim", type=positive_int, default=16)
-    m.add_argument("--widths", type=int_list, default=(64, 128, 256), help="V1,V2,V4 channels")
-    m.add_argument("--hidden", type=positive_int, default=256, help="IT units")
+    m.add_argument("--widths", type=int_list, default=(64, 128, 256), help="toy: V1,V2,V4 channels")
+    m.add_argument("--hidden", type=positive_int, default=256, help="toy: IT units")
+    m.add_argument("--stem", choices=STEMS, default=None,
+                   help="ResNets: cifar (3x3 conv, no max-pool) or imagenet; default: cifar up to "
+                        "64-pixel images")
+    m.add_argument("--per-block", action="store_true", help="ResNets: every residual block an area")
+    m.add_argument("--weights", type=Path, default=None,
+                   help="ResNets: start from this local torchvision weights file")
+    m.add_argument("--attention-areas", type=name_list, default=None,
+                   help="comma-separated areas the attention region reads and gains (default: all)")
     m.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=True)
     m.add_argument("--preset", choices=sorted(PRESETS), default="recipe",
                    help="defaults of the options below: recipe (best measured) or paper (literal)")
@@ -80,7 +95,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     d = p.add_argument_group("data")
     add_data_arguments(d, dataset_default=None)
     d.add_argument("--train-limit", type=positive_int, default=None,
-                   help="train on the first N training images only")
+                   help="train on N training images, the same number of each class (seeded)")
     d.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True)
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=positive_int, default=15)
@@ -96,12 +111,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    r.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="on a GPU: bf16 autocast (auto) or fp32; the CPU always computes in fp32")
     r.add_argument("--out-dir", type=Path, default=None)
     r.add_argument("--resume", action="store_true", help="continue the run in --out-dir")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     if len(args.widths) != 3:
         p.error(f"--widths takes 3 values (V1,V2,V4), got {len(args.widths)}")
+    if args.model != "toy" and not args.batch_norm:
+        p.error("--no-batch-norm applies to the toy model only")
+    if args.model == "toy" and (args.stem or args.per_block or args.weights):
+        p.error("--stem, --per-block and --weights apply to the ResNets only")
+    if args.weights is not None and not args.weights.is_file():
+        p.error(f"--weights {args.weights}: no such file")
     if args.label_smoothing >= 1:
         p.error("--label-smoothing must be below 1")
     keys = ("norm_steps", *ATTENTION_OPTIONS)
@@ -117,10 +140,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def model_options(args: argparse.Namespace, num_classes: int, image_size: int) -> dict:
     """The build_model keyword arguments of a run (JSON-safe: saved in every checkpoint)."""
     options = {"num_classes": num_classes, "attention": args.attention, "key_dim": args.key_dim,
-               "preset": args.preset,
-               "widths": list(args.widths), "hidden": args.hidden, "batch_norm": args.batch_norm,
-               "norm_steps": args.norm_steps,
+               "preset": args.preset, "norm_steps": args.norm_steps,
                "image_size": image_size, "mode": args.mode, "noise_std": args.noise_std}
+    if args.model == "toy":
+        options.update(widths=list(args.widths), hidden=args.hidden, batch_norm=args.batch_norm)
+    else:
+        options.update(stem=args.stem, per_block=args.per_block,
+                       weights=None if args.weights is None else str(args.weights))
+    if args.attention and getattr(args, "attention_areas", None):
+        options["attention_areas"] = list(args.attention_areas)
     if args.attention:
         options.update(normalization=args.normalization, gain_form=args.gain_form,
                        readout_gain=args.readout_gain, alpha_init=args.alpha_init,
@@ -152,16 +180,27 @@ def make_scheduler(optimizer: torch.optim.Optimizer, total_steps: int):
         pct_start=max(0.25, 2 / total_steps))
 
 
-def loss_fn(model: GAttANet, images: torch.Tensor, labels: torch.Tensor,
-            args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy on the last timestep, or averaged over every step the read-out fired."""
+def loss_fn(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+            args: argparse.Namespace, weight: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy on the last timestep, or averaged over every step the read-out fired.
+
+    `model` may be a DistributedDataParallel wrapper. `weight`: a process's share of the
+    global batch's mean, its summed loss times `weight` (world size / global batch); DDP's
+    average of the gradients then equals the gradient of the global batch's mean loss.
+    """
+    reduction = "mean" if weight is None else "sum"
+
+    def ce(logits: torch.Tensor) -> torch.Tensor:
+        loss = F.cross_entropy(logits, labels, label_smoothing=args.label_smoothing, reduction=reduction)
+        return loss if weight is None else loss * weight
+
     if args.loss_all_steps:
-        logits = model.simulate(images, args.timesteps).logits[model.arrival_steps - 1:]  # (T', B, K)
-        loss = torch.stack([F.cross_entropy(step, labels, label_smoothing=args.label_smoothing)
-                            for step in logits]).mean()
-        return loss, logits[-1]
+        logits = model(images, timesteps=args.timesteps, every_step=True)  # (T, B, K)
+        logits = logits[getattr(model, "module", model).arrival_steps - 1:]  # (T', B, K): fired
+        return torch.stack([ce(step) for step in logits]).mean(), logits[-1]
     logits = model(images, timesteps=args.timesteps)  # (B, K)
-    return F.cross_entropy(logits, labels, label_smoothing=args.label_smoothing), logits
+    return ce(logits), logits
+
 
 
 class StopFlag:
@@ -204,6 +243,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     set_threads()
     device = pick_device(args.device)
+    context, device = distributed.setup(str(device))
+    try:
+        return _main(args, context, device)
+    finally:
+        distributed.teardown(context)
+
+
+def _main(args: argparse.Namespace, context: distributed.Context, device: torch.device) -> int:
     if args.out_dir and (args.out_dir / "last.pt").exists() and not args.resume:
         raise UsageError(f"{args.out_dir} already holds a run: pass --resume to continue it, "
                          "or another --out-dir")
@@ -217,23 +264,53 @@ def main(argv: list[str] | None = None) -> int:
     if (out / "last.pt").exists() and not args.resume:
         raise UsageError(f"{out} already holds a run: pass --resume to continue it, or another --out-dir")
     if args.train_limit:
-        train_set = train_set.subset(torch.arange(min(args.train_limit, len(train_set))))
+        train_set = train_set.subset(balanced_subset(train_set.labels, args.train_limit, args.seed))
     config = run_config(args)
     saved = safe_load(out / "last.pt") if args.resume and (out / "last.pt").exists() else None
     if saved is not None:
         check_resumable(saved["config"], config)
-    summary = train(args, config, train_set, val_set, device, out, saved)
+    summary = train(args, config, train_set, val_set, device, out, saved, context)
     if isinstance(summary, int):  # stopped by a signal: the shell's convention, 128 + signal
         return 128 + summary
-    accs = " ".join(f"t{t}={a:.4f}" for t, a in enumerate(summary["val_accuracy"]))
-    print(f"best val accuracy (epoch {summary['best_epoch']}): {accs}  -> {out}")
+    if context.main:
+        accs = " ".join(f"t{t}={a:.4f}" for t, a in enumerate(summary["val_accuracy"]))
+        print(f"best val accuracy (epoch {summary['best_epoch']}): {accs}  -> {out}")
     return 0
 
 
-def train(args, config, train_set, val_set, device, out: Path, saved: dict | None) -> dict | int:
-    """The training loop; returns the summary, or the signal number that stopped it."""
+def device_policy(model: GAttANet, device: torch.device, precision: str = "auto", change: bool = True):
+    """How a model runs on `device`: (model, autocast context, memory format of its inputs).
+
+    On a GPU: bf16 autocast (unless `precision` is fp32) and channels-last, the layout its
+    convolution kernels prefer; on the CPU: fp32, contiguous, as always (so CPU runs stay
+    bit-identical to those before). `change` False leaves the model's layout as it is.
+    """
+    if device.type != "cuda":
+        return model, contextlib.nullcontext(), torch.contiguous_format
+    if change:
+        model = model.to(memory_format=torch.channels_last)
+    autocast = torch.autocast("cuda", torch.bfloat16, enabled=precision != "fp32")
+    return model, autocast, torch.channels_last
+
+
+def resident(data, device: torch.device, budget: float = 4e9):
+    """An in-memory image set moved onto a GPU when it fits (`budget` bytes), so batches and
+    augmentation never wait for the host; on the CPU, or too large, as it is."""
+    if device.type != "cuda" or not isinstance(data, ImageSet) or data.images.numel() > budget:
+        return data
+    return ImageSet(data.images.to(device), data.labels.to(device), data.classes, data.name)
+
+
+def train(args, config, train_set, val_set, device, out: Path, saved: dict | None,
+          context: distributed.Context = distributed.Context()) -> dict | int:
+    """The training loop; returns the summary, or the signal number that stopped it.
+
+    On a GPU the step never waits for the host: metrics add up on the device and the loss's
+    finiteness is checked every `SYNC_EVERY` steps and before any checkpoint, so a diverged
+    run never overwrites the last good one; on the CPU, where waiting costs nothing, every step.
+    """
     torch.manual_seed(args.seed)
-    image_size = train_set.images.shape[-1]
+    image_size = train_set.image_size
     options = model_options(args, len(train_set.classes), image_size)
     try:
         model = build_model(args.model, **options).to(device)
@@ -242,10 +319,15 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
     if model.arrival_steps > args.timesteps:
         raise UsageError(f"{args.mode} mode needs --timesteps >= {model.arrival_steps} "
                          "for the input to reach the read-out")
+    cuda = device.type == "cuda"
+    model, autocast, layout = device_policy(model, device, args.precision)
+    if context.distributed:
+        distributed.synchronise_batch_norm(model)
     optimizer = make_optimizer(model, args)
     steps_per_epoch = math.ceil(len(train_set) / args.batch_size)
     scheduler = make_scheduler(optimizer, args.epochs * steps_per_epoch)
     epoch, step, history, best, totals = 0, 0, [], -1.0, [0.0, 0, 0]
+    every = 1 if not cuda else SYNC_EVERY  # steps between waits for the device
     augment_rng = None
     if saved is not None:
         model.load_state_dict(saved["model"])
@@ -256,22 +338,34 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
         torch.set_rng_state(saved["rng"])
         if saved.get("augment_rng") is not None:
             augment_rng = torch.Generator().set_state(saved["augment_rng"])
-        print(f"resuming {out} at epoch {epoch} step {step}", file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(config, out / "config.json")
+        if context.main:
+            print(f"resuming {out} at epoch {epoch} step {step}", file=sys.stderr)
+    if context.main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(config, out / "config.json")
     stop = StopFlag()
+    net = model
+    if context.distributed:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if cuda else None,
+            find_unused_parameters=model.attention is not None and (args.mode == "cascade" or args.timesteps < 2))
+    train_data = resident(train_set, device)
+    weight = None
     counts = {"backbone": sum(p.numel() for p in model.backbone.parameters()),
               "attention": sum(p.numel() for p in model.attention.parameters()) if model.attention else 0}
 
     versions = package_versions()
 
     def checkpoint(path: Path, **extra) -> None:
+        if not context.main:
+            return
         atomic_save({"model": model.state_dict(), "model_config": model.config, "config": config,
                      "versions": versions, **extra}, path)
 
     def save_last(epoch_: int, step_: int, rng) -> None:
         checkpoint(out / "last.pt", optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                   epoch=epoch_, step=step_, history=history, best=best, totals=totals,
+                   epoch=epoch_, step=step_, history=history, best=best,
+                   totals=distributed.reduce_sum(running, context).tolist(),
                    rng=torch.get_rng_state(), augment_rng=None if rng is None else rng.get_state())
 
     while epoch < args.epochs:
@@ -280,46 +374,64 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
             augment_rng = torch.Generator().manual_seed(args.seed * 1_000_003 + epoch)
         started = time.perf_counter()
         order = epoch_order(len(train_set), args.seed, epoch)
-        stream = batches(train_set, args.batch_size, device, order,
-                         augment_rng if args.augment else None, start=step)
-        bar = tqdm(stream, total=steps_per_epoch, initial=step, disable=args.quiet,
+        stream = batches(train_data, args.batch_size, device, order,
+                         augment_rng if args.augment else None, start=step,
+                         shard=(context.rank, context.world))
+        bar = tqdm(stream, total=steps_per_epoch, initial=step, disable=args.quiet or not context.main,
                    desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", leave=False)
+        # loss sum, correct, images (of the whole epoch so far on rank 0: the ranks' sums add up)
+        running = torch.tensor(totals if context.main else [0.0, 0, 0], dtype=torch.float64, device=device)
+        diverged = torch.zeros((), dtype=torch.bool, device=device)
         for images, labels in bar:
-            loss, logits = loss_fn(model, images, labels, args)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch + 1} step {step + 1}; "
-                                       f"{out / 'last.pt'} keeps the last good state")
+            if context.distributed:  # this process's part of a global batch of `whole` images
+                whole = min(args.batch_size, len(train_set) - step * args.batch_size)
+                weight = context.world / whole
+            images = images.contiguous(memory_format=layout)
+            with autocast:
+                loss, logits = loss_fn(net, images, labels, args, weight)
+            loss_sum = loss.detach() * len(labels) if weight is None else loss.detach() / weight
+            diverged |= ~torch.isfinite(loss.detach())
+            if step % every == every - 1:
+                check_finite(diverged, loss, epoch, step, out)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
             step += 1
-            totals[0] += loss.item() * len(labels)
-            totals[1] += (logits.argmax(1) == labels).sum().item()
-            totals[2] += len(labels)
-            bar.set_postfix(loss=f"{totals[0] / totals[2]:.3f}", acc=f"{totals[1] / totals[2]:.3f}")
-            if stop.signal is not None:
+            running += torch.stack([loss_sum.double(), (logits.argmax(1) == labels).sum().double(),
+                                    torch.tensor(len(labels), dtype=torch.float64, device=device)])
+            if step % every == 0 and not args.quiet and context.main:
+                shown = running.tolist()
+                bar.set_postfix(loss=f"{shown[0] / shown[2]:.3f}", acc=f"{shown[1] / shown[2]:.3f}")
+            if step % every == 0 and distributed.any_process(
+                    stop.signal is not None, context, device):
+                check_finite(diverged, loss, epoch, step, out)
                 save_last(epoch, step, augment_rng)
                 print(f"stopped by signal {stop.signal}: {out / 'last.pt'} saved at epoch {epoch} "
                       f"step {step}; continue with the same arguments plus --resume", file=sys.stderr)
                 return stop.signal
         bar.close()
+        check_finite(diverged, loss, epoch, step, out)
         seconds = time.perf_counter() - started
-        val = accuracy_per_timestep(model, val_set, args.timesteps, device=device)
+        val = validate(model, val_set, args.timesteps, device, context)
+        totals = distributed.reduce_sum(running, context).tolist()
         row = {"epoch": epoch + 1, "train_loss": totals[0] / totals[2], "train_accuracy": totals[1] / totals[2],
                "val_accuracy": val["accuracy"], "val_loss": val["loss"],
                "lr": scheduler.get_last_lr()[0], "seconds": seconds}
         if model.attention is not None:
             row["alpha"] = {n: round(a.item(), 5) for n, a in model.attention.alpha.items()}
         history.append(row)
-        print(f"epoch {epoch + 1}: loss {row['train_loss']:.3f} train {row['train_accuracy']:.4f} "
+        if context.main:
+            print(f"epoch {epoch + 1}: loss {row['train_loss']:.3f} train {row['train_accuracy']:.4f} "
               f"val {' '.join(f'{a:.4f}' for a in val['accuracy'])} ({seconds:.0f} s)", file=sys.stderr)
         epoch, step, totals, augment_rng = epoch + 1, 0, [0.0, 0, 0], None
+        running = torch.zeros(3, dtype=torch.float64, device=device)
         if val["accuracy"][-1] > best:
             best = val["accuracy"][-1]
             checkpoint(out / "best.pt", epoch=epoch, val_accuracy=val["accuracy"])
         save_last(epoch, step, None)
-        write_metrics(history, out / "metrics.jsonl")
+        if context.main:
+            write_metrics(history, out / "metrics.jsonl")
 
     best_row = max(history, key=lambda r: r["val_accuracy"][-1])
     summary = {
@@ -329,11 +441,36 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
         "seconds_per_epoch": sum(r["seconds"] for r in history) / len(history),
         "epochs": args.epochs, "device": str(device), "seed": args.seed, "config": config,
         # float sums split over threads round differently: bit-identical runs need the same count
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads(), "processes": context.world,
         "versions": versions, "git_commit": git_commit(),
     }
-    write_json(summary, out / "summary.json")
+    if context.main:
+        write_json(summary, out / "summary.json")
     return summary
+
+
+def check_finite(diverged: torch.Tensor, loss: torch.Tensor, epoch: int, step: int, out: Path) -> None:
+    """Raise `TrainingDiverged` if any loss since the last check was NaN or infinite (one wait
+    for the device)."""
+    if diverged.item():
+        raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch + 1} step {step + 1}; "
+                               f"{out / 'last.pt'} keeps the last good state")
+
+
+def validate(model: GAttANet, val_set, timesteps: int, device: torch.device,
+             context: distributed.Context) -> dict:
+    """Validation accuracy and loss per timestep; with several processes each takes every
+    world-th image and the sums are reduced."""
+    if not context.distributed:
+        return accuracy_per_timestep(model, val_set, timesteps, device=device)
+    part = val_set.subset(torch.arange(context.rank, len(val_set), context.world))
+    val = accuracy_per_timestep(model, part, timesteps, device=device)
+    sums = torch.tensor([val["correct"] + val["loss_sum"] + [val["images"]]], dtype=torch.float64,
+                        device=device)
+    sums = distributed.reduce_sum(sums, context).flatten().tolist()
+    n = sums[-1]
+    return {"accuracy": [c / n for c in sums[:timesteps]],
+            "loss": [v / n for v in sums[timesteps:2 * timesteps]], "images": int(n)}
 
 
 def ensure_run(path: Path | str, fallback_dir: Path | str, small: bool = False, mode: str = "sweep",

@@ -1,0 +1,101 @@
+"""Training on two processes (torchrun, gloo on the CPU) follows the one-process trajectory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from gattanet_sim import distributed, train
+
+TINY = ["--dataset", "stimuli", "--widths", "8,8,8", "--hidden", "16", "--key-dim", "4",
+        "--train-limit", "72", "--batch-size", "16", "--epochs", "2", "--seed", "3", "--quiet",
+        "--device", "cpu"]
+
+
+def torchrun(out: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node", "2", "-m", "gattanet_sim.train", *TINY,
+                           "--out-dir", str(out), *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def rows(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def weights(run: Path) -> dict:
+    return torch.load(run / "last.pt", weights_only=True)["model"]
+
+
+def assert_same_trajectory(one: Path, two: Path) -> None:
+    a, b = rows(one), rows(two)
+    assert len(a) == len(b) == 2  # rank 0 alone writes the metrics
+    for x, y in zip(a, b):
+        assert y["train_loss"] == pytest.approx(x["train_loss"], rel=1e-5)
+        assert y["train_accuracy"] == x["train_accuracy"]
+        assert y["val_loss"] == pytest.approx(x["val_loss"], rel=1e-5)
+    wa, wb = weights(one), weights(two)
+    for k in wa:
+        assert torch.allclose(wa[k].float(), wb[k].float(), atol=1e-4), k
+
+
+# An uneven last batch (72 = 4 x 16 + 8) and the two kinds of batch norm: per-step (the recipe)
+# and torch's own (the backbone without attention).
+@pytest.mark.parametrize("config", [["--timesteps", "2"], ["--no-attention", "--timesteps", "1"]])
+def test_two_processes_follow_the_one_process_trajectory(tmp_path, config):
+    assert train.main([*TINY, "--out-dir", str(tmp_path / "one"), *config]) == 0
+    done = torchrun(tmp_path / "two", *config)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert_same_trajectory(tmp_path / "one", tmp_path / "two")
+    summary = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert summary["processes"] == 2
+    assert done.stdout.count("best val accuracy") == 1  # rank 0 logs
+
+
+class StopAfter(train.StopFlag):
+    """A stop asked for after the third training step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    @property
+    def signal(self):
+        self.calls += 1
+        return 2 if self.calls >= 3 else None
+
+    @signal.setter
+    def signal(self, value) -> None:
+        pass
+
+
+def test_a_run_cut_in_one_process_resumes_exactly_on_two(tmp_path, monkeypatch):
+    config = ["--timesteps", "2", "--loss-all-steps"]
+    assert train.main([*TINY, "--out-dir", str(tmp_path / "straight"), *config]) == 0
+    monkeypatch.setattr(train, "StopFlag", StopAfter)
+    assert train.main([*TINY, "--out-dir", str(tmp_path / "cut"), *config]) == 130
+    monkeypatch.undo()
+    done = torchrun(tmp_path / "cut", *config, "--resume")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert_same_trajectory(tmp_path / "straight", tmp_path / "cut")
+
+
+def test_synchronised_batch_norm_keeps_the_state_dict():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    distributed.synchronise_batch_norm(model)
+    assert isinstance(model[1], distributed.SynchronisedBatchNorm)
+    after = model.state_dict()
+    assert list(after) == list(before) and all(torch.equal(before[k], after[k]) for k in before)
+    model.eval()  # one process, eval: plain batch norm with the running statistics
+    x = torch.randn(2, 3, 8, 8)
+    reference = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)).eval()
+    reference.load_state_dict(before)
+    assert torch.allclose(model(x), reference(x))
