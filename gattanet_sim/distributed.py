@@ -39,6 +39,16 @@ class Context:
         return self.rank == 0
 
 
+def from_environment() -> Context:
+    """This process's place as torchrun set it, without joining a process group (for work
+    that needs no communication, such as recording a share of the images)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Context()
+    rank = int(os.environ["RANK"])
+    return Context(rank, world, int(os.environ.get("LOCAL_RANK", rank)))
+
+
 def launched() -> bool:
     """Started by torchrun (or another launcher setting WORLD_SIZE) with more than one process."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1

@@ -7,6 +7,11 @@ Defaults are the default probe: 256 random units per area (seed 0), every signal
 (activity, gain, agreement, query, logits), every timestep. `--float16` keeps float16's
 precision (11 significant bits, netCDF BitRound quantisation, compressed); the file still
 reads as float32 everywhere. Open a recording with `gattanet_sim.recording.open_recording`.
+
+Under `torchrun --nproc_per_node N` every process records a contiguous share of the images
+into a file of its own, NAME.rank<r>-of-<N>.nc (with pixel and unit noise seeded by
+`--seed` + rank); `open_recording(NAME.nc)` opens the N parts as one assembly, in the
+images' order.
 """
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ from gattanet_sim.cli import (
 from gattanet_sim.data import ImageSet, batches
 from gattanet_sim.evaluate import load_checkpoint
 from gattanet_sim.io import sha256
+from gattanet_sim import distributed
 from gattanet_sim.recording import (
-    SIGNALS, Presentations, Probe, RecordingWriter, place, record, recording_attrs, time_bin_ms,
-    time_mapping,
+    SIGNALS, Presentations, Probe, RecordingWriter, part_path, place, record, recording_attrs,
+    time_bin_ms, time_mapping,
 )
 
 
@@ -57,10 +63,10 @@ def parse_args(argv: list[str] | None):
 
 
 def presentations(data: ImageSet, dataset: str, split: str, batch_size: int, device,
-                  noise_std: float, seed: int):
-    """Batches of images with their presentation coordinates."""
+                  noise_std: float, seed: int, start: int = 0):
+    """Batches of images with their presentation coordinates (`start`: the index of the first
+    image in the whole split, for stimulus ids)."""
     g = torch.Generator(device=device).manual_seed(seed)
-    start = 0
     for images, labels in batches(data, batch_size, device):
         if noise_std > 0:
             images = images + noise_std * torch.randn(images.shape, generator=g, device=device)
@@ -79,12 +85,21 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"--out {args.out} is a directory; give a .nc file name")
     probe = Probe.parse(args.units, args.signals, args.regions, args.time_bins, args.probe_seed)
     device = pick_device(args.device)
+    context = distributed.from_environment()
+    if context.distributed and device.type == "cuda":
+        device = torch.device(f"cuda:{context.local_rank}")
     model, config, path = load_checkpoint(args.checkpoint, device)
     timesteps = run_timesteps(args, config, model)
     steps = probe.timesteps or list(range(timesteps))
     if steps[-1] >= timesteps or steps[0] < 0:
         raise UsageError(f"--time-bins must lie in 0..{timesteps - 1}")
     data, dataset = run_data(args, config)
+    out, first = args.out, 0
+    if context.distributed:  # one contiguous share per process, one file each (see module doc)
+        first, stop = (len(data) * context.rank // context.world,
+                       len(data) * (context.rank + 1) // context.world)
+        data = data.subset(torch.arange(first, stop))
+        out = part_path(args.out, context.rank, context.world)
     image_size = data.image_size
     placement = place(probe, model, image_size)
     neuroids = placement.coords(model.backbone.receptive_fields(), image_size)
@@ -94,17 +109,20 @@ def main(argv: list[str] | None = None) -> int:
                             stimulus_set_identifier=f"{dataset}.{args.split}",
                             seed=args.seed, probe_seed=args.probe_seed, units=str(probe.units),
                             dataset=dataset, split=args.split, timesteps=timesteps,
-                            noise_std=args.noise_std, float16=int(args.float16))
-    torch.manual_seed(args.seed)
+                            noise_std=args.noise_std, float16=int(args.float16),
+                            **({"rank": context.rank, "world": context.world} if context.distributed else {}))
+    torch.manual_seed(args.seed + context.rank)
     key_dim = model.attention.key_dim if model.attention is not None else 0
-    stream = presentations(data, dataset, args.split, args.batch_size, device, args.noise_std, args.seed)
-    stream = tqdm(stream, total=-(-len(data) // args.batch_size), desc="recording", unit="batch")
-    with RecordingWriter(args.out, neuroids, steps, probe.signals, key_dim, data.classes,
+    stream = presentations(data, dataset, args.split, args.batch_size, device, args.noise_std,
+                           args.seed + context.rank, first)
+    stream = tqdm(stream, total=-(-len(data) // args.batch_size), desc="recording", unit="batch",
+                  disable=not context.main)
+    with RecordingWriter(out, neuroids, steps, probe.signals, key_dim, data.classes,
                          ["stimulus_id", "label", "split", "noise_std"], attrs, args.float16,
                          time_bin_ms(mapping, neuroids["region"], steps)) as writer:
         n = record(model, stream, writer, placement, timesteps, steps)
     print(f"recorded {n} presentations x {placement.size} neuroids x {len(steps)} time bins "
-          f"({', '.join(probe.signals)}) -> {args.out}")
+          f"({', '.join(probe.signals)}) -> {out}")
     return 0
 
 

@@ -411,13 +411,44 @@ class IncompleteRecording(ValueError):
     """A recording that was not closed: killed or failed half way."""
 
 
+def part_path(path: Path | str, rank: int, world: int) -> Path:
+    """The file of process `rank`'s share of a recording made by `world` processes."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.rank{rank}-of-{world}{path.suffix}")
+
+
+def _open_parts(path: Path) -> xr.Dataset | None:
+    """A recording written in parts by several processes, joined along presentation (loaded
+    into memory: a join of lazily read netCDF files would need dask); None if there are none."""
+    parts = sorted(path.parent.glob(f"{path.stem}.rank*-of-*{path.suffix}"))
+    if not parts:
+        return None
+    world = int(parts[0].stem.rsplit("-of-", 1)[1])
+    expected = [part_path(path, r, world) for r in range(world)]
+    missing = [p.name for p in expected if not p.exists()]
+    if missing:
+        raise IncompleteRecording(f"{path} is incomplete: part(s) {', '.join(missing)} are missing")
+    opened = [open_recording(p) for p in expected]
+    try:
+        joined = xr.concat([ds.load() for ds in opened], dim="presentation", combine_attrs="drop")
+    finally:
+        for ds in opened:
+            ds.close()
+    joined.attrs = {k: v for k, v in opened[0].attrs.items() if k != "rank"}
+    return joined
+
+
 def open_recording(path: Path | str) -> xr.Dataset:
     """Open a recording lazily, with BrainIO-style indexes on neuroid and presentation.
 
     ``ds.activity.sel(region="V1")`` selects an area; ``.sel(time_bin=3)`` a timestep.
+    A recording made by several processes (NAME.rank<r>-of-<N>.nc) opens as one.
     """
     path = Path(path)
     if not path.exists():
+        joined = _open_parts(path)
+        if joined is not None:
+            return joined
         raise FileNotFoundError(f"no such recording: {path}")
     try:
         ds = xr.open_dataset(path)

@@ -49,6 +49,7 @@ LATER = {"query_leak": 0.0, "gain_tau": 1.0, "stem": None, "per_block": False, "
 
 
 SYNC_EVERY = 50  # on a GPU: steps between the loop's waits for the device (finiteness, progress)
+CPU_SYNC_EVERY = 1  # on the CPU a wait costs nothing: check every step
 
 
 class TrainingDiverged(ValueError):
@@ -327,7 +328,7 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
     steps_per_epoch = math.ceil(len(train_set) / args.batch_size)
     scheduler = make_scheduler(optimizer, args.epochs * steps_per_epoch)
     epoch, step, history, best, totals = 0, 0, [], -1.0, [0.0, 0, 0]
-    every = 1 if not cuda else SYNC_EVERY  # steps between waits for the device
+    every = SYNC_EVERY if cuda else CPU_SYNC_EVERY  # steps between waits for the device
     augment_rng = None
     if saved is not None:
         model.load_state_dict(saved["model"])
@@ -381,7 +382,8 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
                    desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", leave=False)
         # loss sum, correct, images (of the whole epoch so far on rank 0: the ranks' sums add up)
         running = torch.tensor(totals if context.main else [0.0, 0, 0], dtype=torch.float64, device=device)
-        diverged = torch.zeros((), dtype=torch.bool, device=device)
+        first_bad = (torch.full((), -1, dtype=torch.long, device=device),  # step, loss of the first
+                     torch.zeros((), device=device))  # non-finite loss since the last check
         for images, labels in bar:
             if context.distributed:  # this process's part of a global batch of `whole` images
                 whole = min(args.batch_size, len(train_set) - step * args.batch_size)
@@ -390,9 +392,10 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
             with autocast:
                 loss, logits = loss_fn(net, images, labels, args, weight)
             loss_sum = loss.detach() * len(labels) if weight is None else loss.detach() / weight
-            diverged |= ~torch.isfinite(loss.detach())
+            new = ~torch.isfinite(loss.detach()) & (first_bad[0] < 0)
+            first_bad = (torch.where(new, step, first_bad[0]), torch.where(new, loss.detach().float(), first_bad[1]))
             if step % every == every - 1:
-                check_finite(diverged, loss, epoch, step, out)
+                check_finite(first_bad, epoch, out)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -405,13 +408,13 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
                 bar.set_postfix(loss=f"{shown[0] / shown[2]:.3f}", acc=f"{shown[1] / shown[2]:.3f}")
             if step % every == 0 and distributed.any_process(
                     stop.signal is not None, context, device):
-                check_finite(diverged, loss, epoch, step, out)
+                check_finite(first_bad, epoch, out)
                 save_last(epoch, step, augment_rng)
                 print(f"stopped by signal {stop.signal}: {out / 'last.pt'} saved at epoch {epoch} "
                       f"step {step}; continue with the same arguments plus --resume", file=sys.stderr)
                 return stop.signal
         bar.close()
-        check_finite(diverged, loss, epoch, step, out)
+        check_finite(first_bad, epoch, out)
         seconds = time.perf_counter() - started
         val = validate(model, val_set, args.timesteps, device, context)
         totals = distributed.reduce_sum(running, context).tolist()
@@ -449,11 +452,12 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
     return summary
 
 
-def check_finite(diverged: torch.Tensor, loss: torch.Tensor, epoch: int, step: int, out: Path) -> None:
-    """Raise `TrainingDiverged` if any loss since the last check was NaN or infinite (one wait
-    for the device)."""
-    if diverged.item():
-        raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch + 1} step {step + 1}; "
+def check_finite(first_bad: tuple[torch.Tensor, torch.Tensor], epoch: int, out: Path) -> None:
+    """Raise `TrainingDiverged` if a loss since the last check was NaN or infinite, naming the
+    first (one wait for the device)."""
+    step, loss = first_bad
+    if step.item() >= 0:
+        raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch + 1} step {step.item() + 1}; "
                                f"{out / 'last.pt'} keeps the last good state")
 
 

@@ -99,3 +99,30 @@ def test_synchronised_batch_norm_keeps_the_state_dict():
     reference = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)).eval()
     reference.load_state_dict(before)
     assert torch.allclose(model(x), reference(x))
+
+
+def test_a_recording_by_two_processes_opens_as_one(tmp_path):
+    from gattanet_sim import record
+    from gattanet_sim.recording import IncompleteRecording, open_recording
+
+    run = tmp_path / "run"
+    assert train.main([*TINY, "--epochs", "1", "--timesteps", "2", "--out-dir", str(run)]) == 0
+    common = [str(run), "--limit", "11", "--batch-size", "4", "--units", "6", "--noise-std", "0"]
+    assert record.main([*common, "--out", str(tmp_path / "one.nc")]) == 0
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node", "2", "-m", "gattanet_sim.record", *common,
+                           "--out", str(tmp_path / "two.nc")], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not (tmp_path / "two.nc").exists()
+    assert sorted(p.name for p in tmp_path.glob("two.*")) == ["two.rank0-of-2.nc", "two.rank1-of-2.nc"]
+    with open_recording(tmp_path / "one.nc") as one:
+        two = open_recording(tmp_path / "two.nc")
+        assert list(two.stimulus_id.values) == list(one.stimulus_id.values)
+        for signal in ("activity", "gain", "logits"):
+            assert torch.allclose(torch.from_numpy(two[signal].values), torch.from_numpy(one[signal].values),
+                                  atol=1e-5), signal
+        assert "rank" not in two.attrs and two.attrs["world"] == "2"
+    (tmp_path / "two.rank1-of-2.nc").unlink()
+    with pytest.raises(IncompleteRecording, match="rank1-of-2"):
+        open_recording(tmp_path / "two.nc")

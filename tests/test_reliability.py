@@ -114,20 +114,25 @@ def test_checkpoint_writer_killed_mid_write_leaves_the_old_file(tmp_path):
     assert leftovers and all(n.startswith(".last.pt.") and n.endswith(".tmp") for n in leftovers)
 
 
-def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("every", [1, 4])
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys,
+                                                                  every):
+    """Checked at every step (the CPU) or, as on a GPU, every few steps and at the epoch's end:
+    either way the NaN of step 5 never reaches a checkpoint."""
     real = train.loss_fn
     calls = {"n": 0}
 
-    def poisoned(model, images, labels, args):
+    def poisoned(model, images, labels, args, weight=None):
         calls["n"] += 1
-        loss, logits = real(model, images, labels, args)
+        loss, logits = real(model, images, labels, args, weight)
         return (loss * float("nan"), logits) if calls["n"] == 5 else (loss, logits)
 
     monkeypatch.setattr(train, "loss_fn", poisoned)
+    monkeypatch.setattr(train, "CPU_SYNC_EVERY", every)
     out = tmp_path / "run"
     assert train.main([*TINY, "--train-limit", "96", "--epochs", "3", "--out-dir", str(out)]) == 1
     err = capsys.readouterr().err
-    assert "loss became nan at epoch 2 step 2" in err and "Traceback" not in err
+    assert "loss became nan at epoch 2 step 2;" in err and "Traceback" not in err
     ckpt = torch.load(out / "last.pt", weights_only=True)
     assert ckpt["epoch"] == 1 and all(torch.isfinite(v).all() for v in ckpt["model"].values()
                                       if v.is_floating_point())
