@@ -106,8 +106,16 @@ class ConvArea(nn.Module):
         self.units = out_channels
 
     def drive(self, x: torch.Tensor, t: int = 0) -> torch.Tensor:
-        x = self.conv(x)  # (B, C, H, W)
-        x = self.norm(x, t) if isinstance(self.norm, StepBatchNorm) else self.norm(x)
+        return self.integrate(self.synapse(x), t)
+
+    def synapse(self, x: torch.Tensor) -> torch.Tensor:
+        """The conv: linear in the input, so an unchanging input (the retina, for V1) needs it
+        once per simulation, not once per step (the simulator keeps it)."""
+        return self.conv(x)  # (B, C, H, W)
+
+    def integrate(self, synaptic: torch.Tensor, t: int = 0) -> torch.Tensor:
+        """Batch norm (of step t) and pooling of the synaptic input: the rest of the drive."""
+        x = self.norm(synaptic, t) if isinstance(self.norm, StepBatchNorm) else self.norm(synaptic)
         return self.pool(x)  # (B, C, H/2, W/2)
 
     def activate(self, drive: torch.Tensor) -> torch.Tensor:

@@ -146,13 +146,14 @@ class GAttANet(nn.Module):
         state: AttentionState | None = None
         static = (self.attention is None or source.off) and self.mode == "sweep" and self.noise_std == 0
         gains: dict[str, torch.Tensor] = {}
+        synaptic: dict = {}
         for t in range(timesteps):
             if static and t > 0:  # nothing changes between sweeps: repeat the first
                 if trajectory is not None:
                     self._observe_step(trajectory, rates, state, {}, {})
                 continue
             rates, agreements, gains = self._step(retina, rates, None if source.off else state,
-                                                  None if source.off else t, gains)
+                                                  None if source.off else t, gains, synaptic)
             last = t == timesteps - 1
             if self.attention is not None and (trajectory is not None or not last):
                 state = self.attention.observe(rates, source, state)
@@ -170,8 +171,13 @@ class GAttANet(nn.Module):
         state: AttentionState | None,
         t: int | None = 0,
         previous_gains: dict[str, torch.Tensor] | None = None,
+        synaptic: dict | None = None,
     ) -> tuple[dict, dict, dict]:
         """One timestep through every area; returns the new rates, agreements and gains.
+
+        `synaptic` (a dict kept over one simulation) holds the first area's synaptic input,
+        `area.synapse(retina)`, computed at the first step and reused: the image does not
+        change, so neither does it (the same numbers, a conv less per step).
 
         `t` picks the batch-norm statistics; None: each area's first step (attention off).
         No `state` means no gain acts. With `gain_tau` > 1 a gain relaxes from the one that
@@ -179,13 +185,20 @@ class GAttANet(nn.Module):
         """
         rates, agreements, gains = {}, {}, {}
         x: torch.Tensor | None = retina
+        if synaptic is not None and "first" not in synaptic:  # the first area's input never changes
+            first = next(iter(self.areas.values()))
+            synaptic["first"] = first.synapse(retina) if hasattr(first, "synapse") else None
         for i, (name, area) in enumerate(self.areas.items()):
             if self.mode == "cascade":
                 x = retina if i == 0 else previous[list(self.areas)[i - 1]]
                 if x is None:
                     rates[name] = None
                     continue
-            drive = area.drive(x, self.first_step(i) if t is None else t)  # (B, C, H, W) | (B, N)
+            step = self.first_step(i) if t is None else t
+            if i == 0 and synaptic is not None and synaptic["first"] is not None:
+                drive = area.integrate(synaptic["first"], step)  # (B, C, H, W)
+            else:
+                drive = area.drive(x, step)  # (B, C, H, W) | (B, N)
             if self.noise_std > 0:
                 drive = drive + self.noise_std * torch.randn_like(drive)
             gain = None

@@ -65,8 +65,15 @@ class StemArea(nn.Module):
         self.geometry = (_geometry(conv),) + (((3, 2, 1),) if pool is not None else ())
 
     def drive(self, x: torch.Tensor, t: int = 0) -> torch.Tensor:
+        return self.integrate(self.synapse(x), t)
+
+    def synapse(self, x: torch.Tensor) -> torch.Tensor:
+        """The conv, linear in the (unchanging) image: computed once per simulation."""
+        return self.conv(x)  # (B, C, H, W)
+
+    def integrate(self, synaptic: torch.Tensor, t: int = 0) -> torch.Tensor:
         set_step(self, t)
-        return self.pool(self.norm(self.conv(x)))  # (B, C, H', W')
+        return self.pool(self.norm(synaptic))  # (B, C, H', W')
 
     def activate(self, drive: torch.Tensor) -> torch.Tensor:
         return F.relu(drive)

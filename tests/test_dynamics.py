@@ -370,3 +370,36 @@ def test_unnormalised_gain_runs_away_over_timesteps_standardised_does_not():
     assert max(tame) <= 1 + 40.0 * 16  # |1 + alpha z|, |z| < sqrt(positions) <= 16 at 16x16
     bounded = _max_gain_per_step(tiny(alpha=40.0, normalization="none"), 6)
     assert max(bounded) <= 2 and max(bounded) > 1.5  # strongly modulated, never runaway
+
+
+class _WithoutSynapse(torch.nn.Module):
+    """An area that only offers drive/activate: the simulator recomputes its drive each step."""
+
+    def __init__(self, area) -> None:
+        super().__init__()
+        self.area, self.kind, self.units, self.geometry = area, area.kind, area.units, area.geometry
+
+    def drive(self, x, t=0):
+        return self.area.drive(x, t)
+
+    def activate(self, drive):
+        return self.area.activate(drive)
+
+
+@pytest.mark.parametrize("mode,timesteps", [("sweep", 4), ("cascade", 7)])
+def test_first_area_conv_runs_once_per_simulation_and_changes_nothing(mode, timesteps):
+    """V1's input (the image) never changes, so its conv is computed once; with per-step
+    batch-norm statistics that differ, every step still normalises with its own."""
+    model = tiny(alpha=0.7, norm_steps=4, mode=mode)
+    with torch.no_grad():
+        for m in model.modules():
+            if hasattr(m, "running_var") and m.running_var.dim() == 2:  # StepBatchNorm rows
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    x, calls = stimuli(), []
+    hook = model.areas["V1"].conv.register_forward_hook(lambda *a: calls.append(1))
+    fast = model.simulate(x, timesteps).logits
+    hook.remove()
+    assert len(calls) == 1
+    model.backbone.areas["V1"] = _WithoutSynapse(model.areas["V1"])
+    assert close(model.simulate(x, timesteps).logits, fast)
