@@ -9,7 +9,7 @@ same command on the CPU rounds differently and ends like another seed, so these 
 into the CPU ledger. The decoded dataset is cached once before the runs start. Every run is
 evaluated on the validation split, clean and under pixel noise sd 0.1, at every timestep. One
 JSON line per run goes to OUT/gpu_grid.jsonl as soon as it finishes; at the end OUT/gpu_runs.tar.gz
-holds every run's best.pt, config, summary and metrics. Runs still going at `--deadline`
+holds every run's config, summary and metrics (and best.pt with `--checkpoints`). Runs still going at `--deadline`
 seconds are stopped (SIGTERM: they keep their last checkpoint) and recorded as unfinished.
 """
 
@@ -35,6 +35,12 @@ from gattanet_sim.data import load_split  # noqa: E402
 from gattanet_sim.evaluate import accuracy_per_timestep, load_checkpoint  # noqa: E402
 
 RUNS = ROOT / "runs" / "gpu"
+# ResNet-18 (CIFAR stem) on the same data and protocol: the plain backbone against the recipe at
+# T = 2 (the train arguments after RECIPE's override its --model; --widths does not apply).
+CONFIGS = {**CONFIGS,
+           "resnet18-baseline": ["--model", "resnet18", "--no-attention", "--timesteps", "1"],
+           "resnet18-recipe": ["--model", "resnet18", "--timesteps", "2", "--norm-steps", "2",
+                               "--normalization", "none", "--gain-form", "positive"]}
 
 
 def parse_runs(items: list[str]) -> list[tuple[str, int]]:
@@ -73,6 +79,8 @@ def main() -> None:
     p.add_argument("--parallel", type=int, default=16)
     p.add_argument("--deadline", type=float, default=480, help="seconds before unfinished runs stop")
     p.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "results/gpu")))
+    p.add_argument("--checkpoints", action="store_true",
+                   help="put every run's best.pt into the archive too (large for ResNets)")
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more train arguments")
     args = p.parse_args()
     runs = parse_runs(args.runs)
@@ -117,7 +125,7 @@ def main() -> None:
         time.sleep(2)
     with tarfile.open(args.out / "gpu_runs.tar.gz", "w:gz") as tar:
         for run_dir in sorted(RUNS.iterdir()):
-            for file in ("best.pt", "config.json", "summary.json", "metrics.jsonl"):
+            for file in ("best.pt",) * args.checkpoints + ("config.json", "summary.json", "metrics.jsonl"):
                 if (run_dir / file).exists():
                     tar.add(run_dir / file, arcname=f"{run_dir.name}/{file}")
     print(f"done in {time.time() - start:.0f} s", flush=True)

@@ -43,7 +43,7 @@ from gattanet_sim.resnets import STEMS
 
 # Arguments that may differ between a run and its resumption (the preset only names defaults:
 # the options it resolves to are compared one by one).
-RESUMABLE = ("resume", "device", "quiet", "preset", "precision")
+RESUMABLE = ("resume", "device", "quiet", "preset", "precision", "compile")
 LATER = {"query_leak": 0.0, "gain_tau": 1.0, "stem": None, "per_block": False, "weights": None,
          "attention_areas": None}  # options newer than some saved runs: their value then
 
@@ -114,6 +114,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     r.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     r.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="on a GPU: bf16 autocast (auto) or fp32; the CPU always computes in fp32")
+    r.add_argument("--compile", action="store_true",
+                   help="torch.compile the T-step simulation (fewer, fused kernels; compiling "
+                        "takes a minute or more)")
     r.add_argument("--out-dir", type=Path, default=None)
     r.add_argument("--resume", action="store_true", help="continue the run in --out-dir")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -350,6 +353,8 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if cuda else None,
             find_unused_parameters=model.attention is not None and (args.mode == "cascade" or args.timesteps < 2))
+    if args.compile:
+        net = torch.compile(net)
     train_data = resident(train_set, device)
     weight = None
     counts = {"backbone": sum(p.numel() for p in model.backbone.parameters()),

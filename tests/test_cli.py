@@ -192,3 +192,17 @@ def test_training_never_imports_the_recorder():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_compiled_training_follows_the_eager_run(tmp_path):
+    """--compile (torch.compile of the T-step loop) computes what the eager loop computes."""
+    args = ["--timesteps", "2", "--epochs", "1", "--train-limit", "64"]
+    from torch._dynamo.utils import counters
+
+    assert run_train(tmp_path / "eager", *args) == 0
+    counters.clear()
+    assert run_train(tmp_path / "compiled", *args, "--compile") == 0
+    assert counters["stats"]["unique_graphs"] >= 1  # it did compile
+    rows = [json.loads((tmp_path / n / "metrics.jsonl").read_text()) for n in ("eager", "compiled")]
+    assert rows[1]["train_loss"] == pytest.approx(rows[0]["train_loss"], rel=1e-4)
+    assert rows[1]["val_loss"] == pytest.approx(rows[0]["val_loss"], rel=1e-4)
