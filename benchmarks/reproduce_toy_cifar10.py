@@ -111,6 +111,10 @@ CONFIGS: dict[str, list[str]] = {
                                 + ["--gain-form", "positive", "--gain-tau", "2"],
     "positive-T4-norm-4-loss-all-steps": ["--timesteps", "4", "--norm-steps", "4"] + NONE
                                          + ["--gain-form", "positive", "--loss-all-steps"],
+    "positive-T4-norm-4-tau-2-random-T": ["--timesteps", "4", "--norm-steps", "4"] + NONE
+                                         + ["--gain-form", "positive", "--gain-tau", "2", "--random-timesteps"],
+    "positive-T4-norm-4-random-T": ["--timesteps", "4", "--norm-steps", "4"] + NONE
+                                   + ["--gain-form", "positive", "--random-timesteps"],
     "positive-leak-0.5": POSITIVE + ["--query-leak", "0.5"],
     "positive-tau-2": POSITIVE + ["--gain-tau", "2"],
     "cascade-T6": ["--mode", "cascade", "--timesteps", "6", "--norm-steps", "2"] + NONE

@@ -45,7 +45,7 @@ from gattanet_sim.resnets import STEMS
 # the options it resolves to are compared one by one).
 RESUMABLE = ("resume", "device", "quiet", "preset", "precision", "compile")
 LATER = {"query_leak": 0.0, "gain_tau": 1.0, "stem": None, "per_block": False, "weights": None,
-         "attention_areas": None}  # options newer than some saved runs: their value then
+         "attention_areas": None, "random_timesteps": False}  # options newer than some saved runs: their value then
 
 
 SYNC_EVERY = 50  # on a GPU: steps between the loop's waits for the device (finiteness, progress)
@@ -109,6 +109,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     o.add_argument("--label-smoothing", type=non_negative_float, default=0.1)
     o.add_argument("--loss-all-steps", action="store_true",
                    help="average the loss over every timestep the read-out fired in")
+    o.add_argument("--random-timesteps", action="store_true",
+                   help="train each batch at a T drawn from 2..T (cascade: arrival+1..T); "
+                        "evaluate at T")
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
@@ -185,13 +188,16 @@ def make_scheduler(optimizer: torch.optim.Optimizer, total_steps: int):
 
 
 def loss_fn(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
-            args: argparse.Namespace, weight: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+            args: argparse.Namespace, weight: float | None = None,
+            timesteps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy on the last timestep, or averaged over every step the read-out fired.
 
     `model` may be a DistributedDataParallel wrapper. `weight`: a process's share of the
     global batch's mean, its summed loss times `weight` (world size / global batch); DDP's
     average of the gradients then equals the gradient of the global batch's mean loss.
+    `timesteps`: this batch's T (`--random-timesteps`), else `args.timesteps`.
     """
+    timesteps = timesteps or args.timesteps
     reduction = "mean" if weight is None else "sum"
 
     def ce(logits: torch.Tensor) -> torch.Tensor:
@@ -199,11 +205,21 @@ def loss_fn(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
         return loss if weight is None else loss * weight
 
     if args.loss_all_steps:
-        logits = model(images, timesteps=args.timesteps, every_step=True)  # (T, B, K)
+        logits = model(images, timesteps=timesteps, every_step=True)  # (T, B, K)
         logits = logits[getattr(model, "module", model).arrival_steps - 1:]  # (T', B, K): fired
         return torch.stack([ce(step) for step in logits]).mean(), logits[-1]
-    logits = model(images, timesteps=args.timesteps)  # (B, K)
+    logits = model(images, timesteps=timesteps)  # (B, K)
     return ce(logits), logits
+
+
+def batch_timesteps(args: argparse.Namespace, arrival: int, epoch: int, step: int) -> int:
+    """T of one training batch: `args.timesteps`, or with `--random-timesteps` drawn uniformly
+    from arrival + 1 .. T (at least one attended step) as a function of (seed, epoch, step)
+    alone, so a resumed run and every process of a distributed one draw the same."""
+    if not args.random_timesteps or args.timesteps <= arrival + 1:
+        return args.timesteps
+    g = torch.Generator().manual_seed(args.seed * 1_000_003 + epoch * 100_019 + step)
+    return int(torch.randint(arrival + 1, args.timesteps + 1, (1,), generator=g))
 
 
 
@@ -395,7 +411,8 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
                 weight = context.world / whole
             images = images.contiguous(memory_format=layout)
             with autocast:
-                loss, logits = loss_fn(net, images, labels, args, weight)
+                loss, logits = loss_fn(net, images, labels, args, weight,
+                                       batch_timesteps(args, model.arrival_steps, epoch, step))
             loss_sum = loss.detach() * len(labels) if weight is None else loss.detach() / weight
             new = ~torch.isfinite(loss.detach()) & (first_bad[0] < 0)
             first_bad = (torch.where(new, step, first_bad[0]), torch.where(new, loss.detach().float(), first_bad[1]))

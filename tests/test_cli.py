@@ -206,3 +206,12 @@ def test_compiled_training_follows_the_eager_run(tmp_path):
     rows = [json.loads((tmp_path / n / "metrics.jsonl").read_text()) for n in ("eager", "compiled")]
     assert rows[1]["train_loss"] == pytest.approx(rows[0]["train_loss"], rel=1e-4)
     assert rows[1]["val_loss"] == pytest.approx(rows[0]["val_loss"], rel=1e-4)
+
+
+def test_random_timesteps_change_training_and_are_saved(tmp_path):
+    args = ["--timesteps", "4", "--epochs", "1"]
+    assert run_train(tmp_path / "fixed", *args) == 0
+    assert run_train(tmp_path / "random", *args, "--random-timesteps") == 0
+    fixed, drawn = (torch.load(tmp_path / n / "last.pt", weights_only=True) for n in ("fixed", "random"))
+    assert drawn["config"]["random_timesteps"] is True
+    assert not all(torch.equal(fixed["model"][k], drawn["model"][k]) for k in fixed["model"])

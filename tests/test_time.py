@@ -20,7 +20,7 @@ from gattanet_sim.areas import StepBatchNorm
 from conftest import tiny_images, tiny_stepped
 from gattanet_sim.data import ImageSet
 from gattanet_sim.evaluate import accuracy_per_timestep
-from gattanet_sim.train import loss_fn, make_optimizer
+from gattanet_sim.train import batch_timesteps, loss_fn, make_optimizer
 
 
 def tiny(alpha: float = 0.8, **options):
@@ -133,6 +133,23 @@ def test_loss_on_all_steps_is_the_mean_over_the_steps_the_read_out_fired():
     assert torch.allclose(last, logits[-1])
     only_last, _ = loss_fn(model, x, labels, _args())
     assert only_last.item() == pytest.approx(per_step[-1].item(), rel=1e-5)
+
+
+def test_random_timesteps_are_drawn_per_batch_reproducibly_and_used_by_the_loss():
+    args = _args(timesteps=5, random_timesteps=True, seed=0)
+    draws = [batch_timesteps(args, 1, epoch, step) for epoch in range(2) for step in range(40)]
+    assert set(draws) == {2, 3, 4, 5}  # at least one attended step, up to T
+    assert draws == [batch_timesteps(args, 1, e, s) for e in range(2) for s in range(40)]
+    assert draws != [batch_timesteps(_args(timesteps=5, random_timesteps=True, seed=1), 1, e, s)
+                     for e in range(2) for s in range(40)]
+    assert {batch_timesteps(_args(timesteps=7, random_timesteps=True, seed=0), 5, 0, s)
+            for s in range(40)} == {6, 7}  # cascade: after the input reached the read-out
+    assert {batch_timesteps(_args(timesteps=5, random_timesteps=False), 1, 0, s) for s in range(9)} == {5}
+    model = tiny(alpha=5.0).float()
+    x, labels = images(6).float(), torch.tensor([0, 1, 2, 0, 1, 2])
+    loss, logits = loss_fn(model, x, labels, args, timesteps=2)
+    assert torch.allclose(logits, model(x, timesteps=2))
+    assert not torch.allclose(logits, model(x, timesteps=5))
 
 
 # ------------------------------------------------ a query with memory, a gain with a time constant
