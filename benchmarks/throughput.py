@@ -17,6 +17,7 @@ The last lines print every rate as a ratio to the baseline of its model.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import time
@@ -52,55 +53,58 @@ def make(name: str, attention: bool, device: torch.device, lean: bool):
     return model
 
 
-def train_rate(model, data, args, timesteps: int, device: torch.device, lean: bool) -> float:
-    """Images per second of `args.steps` training steps (after one warm-up step)."""
-    opts = SimpleNamespace(lr=0.01, alpha_lr=None, weight_decay=5e-4, optimizer="sgd",
-                           timesteps=timesteps, loss_all_steps=False, label_smoothing=0.1, mode="sweep")
-    optimizer = make_optimizer(model, opts)
-    _, autocast, layout = device_policy(model, device, change=False) if lean else (model, None, None)
-    generator = torch.Generator().manual_seed(0)
-    model.train()
+def timed(stream, steps: int, device: torch.device, body) -> float:
+    """Images per second of `body(images, labels)` over `steps` batches, after one warm-up."""
     seen, start = 0, None
-    for k, (images, labels) in enumerate(batches(data, args.batch_size, device, generator=generator)):
+    for k, (images, labels) in enumerate(stream):
         if k == 1:
             sync(device)
             start = time.perf_counter()
-        if k > args.steps:
+        if k > steps:
             break
-        if lean:
-            with autocast:
-                loss, logits = loss_fn(model, images.contiguous(memory_format=layout), labels, opts)
-        else:
-            loss, logits = loss_fn(model, images, labels, opts)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if not lean:  # the old loop's waits: the loss, its finiteness and the accuracy count
-            loss.item(), torch.isfinite(loss).item(), (logits.argmax(1) == labels).sum().item()
+        body(images, labels)
         seen += len(labels) if k >= 1 else 0
     sync(device)
     return seen / (time.perf_counter() - start)
 
 
+def policy(model, device: torch.device, lean: bool):
+    """The lean path's autocast and input layout, or fp32 and contiguous "as before"."""
+    if lean:
+        return device_policy(model, device, change=False)[1:]
+    return contextlib.nullcontext(), torch.contiguous_format
+
+
+def train_rate(model, data, args, timesteps: int, device: torch.device, lean: bool) -> float:
+    opts = SimpleNamespace(lr=0.01, alpha_lr=None, weight_decay=5e-4, optimizer="sgd",
+                           timesteps=timesteps, loss_all_steps=False, label_smoothing=0.1, mode="sweep")
+    optimizer = make_optimizer(model, opts)
+    autocast, layout = policy(model, device, lean)
+    model.train()
+
+    def step(images, labels):
+        with autocast:
+            loss, logits = loss_fn(model, images.contiguous(memory_format=layout), labels, opts)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if not lean:  # the old loop's waits: the loss, its finiteness and the accuracy count
+            loss.item(), torch.isfinite(loss).item(), (logits.argmax(1) == labels).sum().item()
+
+    stream = batches(data, args.batch_size, device, generator=torch.Generator().manual_seed(0))
+    return timed(stream, args.steps, device, step)
+
+
 @torch.no_grad()
 def eval_rate(model, data, args, timesteps: int, device: torch.device, lean: bool) -> float:
-    _, autocast, layout = device_policy(model, device, change=False) if lean else (model, None, None)
+    autocast, layout = policy(model, device, lean)
     model.eval()
-    seen, start = 0, None
-    for k, (images, _) in enumerate(batches(data, args.batch_size, device)):
-        if k == 1:
-            sync(device)
-            start = time.perf_counter()
-        if k > args.steps:
-            break
-        if lean:
-            with autocast:
-                model(images.contiguous(memory_format=layout), timesteps=timesteps)
-        else:
-            model(images, timesteps=timesteps)
-        seen += len(images) if k >= 1 else 0
-    sync(device)
-    return seen / (time.perf_counter() - start)
+
+    def step(images, labels):
+        with autocast:
+            model(images.contiguous(memory_format=layout), timesteps=timesteps)
+
+    return timed(batches(data, args.batch_size, device), args.steps, device, step)
 
 
 def device_name(device: torch.device) -> str:

@@ -264,6 +264,8 @@ def test_gain_statistics_analysis_reads_the_recording(tmp_path):
     # every channel of a position shares its gain: the mean over units is the mean over positions
     assert table.loc[("V4", 2), "mean"] == pytest.approx(gain[2].mean().item(), abs=1e-4)
     assert table.loc[("V4", 2), "sd"] == pytest.approx(gain[2].std(correction=0).item(), abs=1e-4)
+    assert table.loc[("V4", 2), "change"] == pytest.approx((gain[2] - gain[1]).abs().mean().item(), abs=1e-4)
+    assert pd.isna(table.loc[("V4", 0), "change"])
     proc = subprocess.run([sys.executable, str(script), str(tmp_path / "g.csv")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
