@@ -6,7 +6,10 @@
 
 Reads a recording only (never a model). A mean gain far from 1 means attention rescales the
 whole area, which moves the statistics the next batch norm sees; the sd is the spatial /
-unit-wise modulation proper; a negative gain flips the sign of a unit's rate.
+unit-wise modulation proper; a negative gain flips the sign of a unit's rate; `change`, the
+gain's mean absolute change since the previous step, goes to 0 if the dynamics settle. With
+the query recorded (--signals gain,query) it also prints the global query's relative change
+from step to step.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gattanet_sim.analysis.gain_statistics import gain_statistics
+from gattanet_sim.analysis.gain_statistics import gain_statistics, query_change
 from gattanet_sim.cli import Parser, UsageError, main_guard
 from gattanet_sim.io import atomic_path
 from gattanet_sim.recording import open_recording
@@ -35,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"{args.recording} lacks the neuroid coordinate 'region'")
     table = gain_statistics(ds["gain"])
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if "global_query" in ds:
+        print("\nthe global query over time:")
+        print(query_change(ds["global_query"]).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if args.csv:
         with atomic_path(args.csv) as tmp:
             table.to_csv(tmp, index=False, float_format="%.4f")

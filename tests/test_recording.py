@@ -266,6 +266,17 @@ def test_gain_statistics_analysis_reads_the_recording(tmp_path):
     assert table.loc[("V4", 2), "sd"] == pytest.approx(gain[2].std(correction=0).item(), abs=1e-4)
     assert table.loc[("V4", 2), "change"] == pytest.approx((gain[2] - gain[1]).abs().mean().item(), abs=1e-4)
     assert pd.isna(table.loc[("V4", 0), "change"])
+    from gattanet_sim.analysis.gain_statistics import query_change
+
+    with torch.no_grad():
+        q = model.simulate(images, T).query  # (T, B, d)
+    import xarray as xr
+
+    da = xr.DataArray(q.permute(1, 2, 0).numpy(), dims=("presentation", "key_dim", "time_bin"),
+                      coords={"time_bin": range(T)})
+    changes = query_change(da).set_index("time_bin")
+    expected = ((q[2] - q[1]).norm(dim=-1) / q[1].norm(dim=-1)).mean().item()
+    assert changes.loc[2, "relative_change"] == pytest.approx(expected, rel=1e-5)
     proc = subprocess.run([sys.executable, str(script), str(tmp_path / "g.csv")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr

@@ -6,6 +6,7 @@ the dynamics reach a fixed point."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 
@@ -26,4 +27,20 @@ def gain_statistics(gain) -> pd.DataFrame:
                          "above_1": (x > 1).mean(),
                          "change": float("nan") if before is None else abs(x - before).mean()})
             before = x
+    return pd.DataFrame(rows)
+
+
+def query_change(query) -> pd.DataFrame:
+    """Per time bin: the global query's norm and its relative change since the previous bin,
+    mean over presentations of |q(t) - q(t-1)| / |q(t-1)| (empty at the first bin).
+
+    `query`: a DataArray (presentation, key_dim, time_bin), the recording's `global_query`.
+    """
+    q = query.transpose("time_bin", "presentation", "key_dim").values  # (T, N, d)
+    norm = np.linalg.norm(q, axis=-1)  # (T, N)
+    rows = []
+    for i, t in enumerate(query["time_bin"].values):
+        change = (np.linalg.norm(q[i] - q[i - 1], axis=-1) / np.maximum(norm[i - 1], 1e-12)).mean()
+        rows.append({"time_bin": int(t), "query_norm": norm[i].mean(),
+                     "relative_change": float("nan") if i == 0 else change})
     return pd.DataFrame(rows)
