@@ -11,7 +11,9 @@ from typing import Callable
 
 import torch
 
-from gattanet_sim.data import DataError, DatasetUnavailable, ImageSet, default_root, load_split
+from gattanet_sim.data import (
+    DataError, DatasetUnavailable, ImageSet, balanced_subset, default_root, load_split,
+)
 from gattanet_sim.io import UnsafeFileError, UsageError
 
 DATASETS = ("cifar10", "cifar100", "folder", "imagenet", "stimuli")
@@ -129,16 +131,22 @@ def load_data(dataset: str, split: str, root: Path | None, val_size: int,
         return load_split("stimuli", split, root, val_size, image_size), "stimuli"
 
 
-def run_data(args: argparse.Namespace, config: dict) -> tuple[ImageSet, str]:
+def run_data(args: argparse.Namespace, config: dict) -> tuple[ImageSet, str, torch.Tensor]:
     """The split a trained run is evaluated or recorded on: the run's own dataset, root and
-    validation size unless the arguments override them; `--limit` keeps the first N."""
+    validation size unless the arguments override them, and each image's position in it.
+
+    `--limit N` keeps N images, the same number from every class, always the same draw (seed
+    0): a split is often sorted by class, so its first N would be one or two classes.
+    """
     root = args.data_root or (Path(config["data_root"]) if config.get("data_root") else None)
     val_size = args.val_size if args.val_size is not None else config.get("val_size", 5000)
     data, dataset = load_data(args.dataset or config.get("dataset", "cifar10"), args.split, root,
                               val_size, args.image_size or config.get("image_size"), fallback=False)
+    positions = torch.arange(len(data))
     if args.limit:
-        data = data.subset(torch.arange(min(args.limit, len(data))))
-    return data, dataset
+        positions = balanced_subset(data.labels, args.limit, seed=0)
+        data = data.subset(positions)
+    return data, dataset, positions
 
 
 def run_timesteps(args: argparse.Namespace, config: dict, model) -> int:

@@ -89,7 +89,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="Gaussian noise sd added to [0, 1] pixels")
     p.add_argument("--timesteps", type=positive_int, default=None, help="default: the run's")
     p.add_argument("--batch-size", type=positive_int, default=256)
-    p.add_argument("--limit", type=positive_int, default=None, help="evaluate the first N images")
+    p.add_argument("--limit", type=positive_int, default=None, help="evaluate N images, as many of each class")
     p.add_argument("--seed", type=int, default=0, help="seed of the pixel noise")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", type=Path, default=None, help="JSON file to write")
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device(args.device)
     model, config, path = load_checkpoint(args.checkpoint, device)
     timesteps = run_timesteps(args, config, model)
-    data, dataset = run_data(args, config)
+    data, dataset, _ = run_data(args, config)
     result = accuracy_per_timestep(model, data, timesteps, args.batch_size, device,
                                    args.noise_std, args.seed, progress=True)
     result.update({"checkpoint": str(path), "dataset": dataset, "split": args.split,

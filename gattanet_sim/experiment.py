@@ -266,7 +266,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     d = p.add_argument_group("dataset of composite/noisy")
     add_data_arguments(d, dataset_default=None)
     d.add_argument("--split", choices=("train", "val", "test"), default="val")
-    d.add_argument("--limit", type=positive_int, default=None, help="use the first N images of the split")
+    d.add_argument("--limit", type=positive_int, default=None, help="use N images of the split, as many of each class")
     r = p.add_argument_group("recording")
     r.add_argument("--timesteps", type=positive_int, default=None, help="default: the run's")
     r.add_argument("--units", default="256",
@@ -306,7 +306,7 @@ def build_stimuli(args: argparse.Namespace, config: dict, image_size: int):
     """The paradigm's stimulus set, its source images (dataset paradigms) and class names."""
     kwargs = paradigm_arguments(args)
     if args.paradigm in paradigms.SOURCE_PARADIGMS:
-        data, dataset = run_data(args, config)
+        data, dataset, _ = run_data(args, config)
         source = (data.images, data.labels, data.classes)
         return paradigms.PARADIGMS[args.paradigm](*source, seed=args.seed, **kwargs), source, dataset
     if args.dataset or args.data_root:

@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--probe-seed", type=int, default=0, help="seed of the random-unit probe")
     p.add_argument("--noise-std", type=non_negative_float, default=0.0, help="pixel noise sd")
     p.add_argument("--seed", type=int, default=0, help="seed of pixel and unit noise")
-    p.add_argument("--limit", type=positive_int, default=None, help="record the first N images")
+    p.add_argument("--limit", type=positive_int, default=None, help="record N images, as many of each class")
     p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--float16", action="store_true", help="store with float16 precision")
     p.add_argument("--device", default="auto")
@@ -63,16 +63,18 @@ def parse_args(argv: list[str] | None):
 
 
 def presentations(data: ImageSet, dataset: str, split: str, batch_size: int, device,
-                  noise_std: float, seed: int, start: int = 0):
-    """Batches of images with their presentation coordinates (`start`: the index of the first
-    image in the whole split, for stimulus ids)."""
+                  noise_std: float, seed: int, positions: torch.Tensor | None = None):
+    """Batches of images with their presentation coordinates; `positions`: each image's index
+    in the whole split (its stimulus id), default 0, 1, ..."""
     g = torch.Generator(device=device).manual_seed(seed)
+    positions = torch.arange(len(data)) if positions is None else positions
+    start = 0
     for images, labels in batches(data, batch_size, device):
         if noise_std > 0:
             images = images + noise_std * torch.randn(images.shape, generator=g, device=device)
         n = len(labels)
         yield Presentations(images, {
-            "stimulus_id": [f"{dataset}/{split}/{i}" for i in range(start, start + n)],
+            "stimulus_id": [f"{dataset}/{split}/{i}" for i in positions[start:start + n].tolist()],
             "label": labels.cpu().numpy(), "split": [split] * n, "noise_std": np.full(n, noise_std)})
         start += n
 
@@ -93,12 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     steps = probe.timesteps or list(range(timesteps))
     if steps[-1] >= timesteps or steps[0] < 0:
         raise UsageError(f"--time-bins must lie in 0..{timesteps - 1}")
-    data, dataset = run_data(args, config)
-    out, first = args.out, 0
+    data, dataset, positions = run_data(args, config)
+    out = args.out
     if context.distributed:  # one contiguous share per process, one file each (see module doc)
         first, stop = (len(data) * context.rank // context.world,
                        len(data) * (context.rank + 1) // context.world)
-        data = data.subset(torch.arange(first, stop))
+        data, positions = data.subset(torch.arange(first, stop)), positions[first:stop]
         out = part_path(args.out, context.rank, context.world)
     image_size = data.image_size
     placement = place(probe, model, image_size)
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed + context.rank)
     key_dim = model.attention.key_dim if model.attention is not None else 0
     stream = presentations(data, dataset, args.split, args.batch_size, device, args.noise_std,
-                           args.seed + context.rank, first)
+                           args.seed + context.rank, positions)
     stream = tqdm(stream, total=-(-len(data) // args.batch_size), desc="recording", unit="batch",
                   disable=not context.main)
     with RecordingWriter(out, neuroids, steps, probe.signals, key_dim, data.classes,

@@ -363,3 +363,19 @@ def test_cli_recording_carries_milliseconds_and_identifiers(checkpoint, tmp_path
     np.testing.assert_allclose(end - start, 50.0)
     np.testing.assert_allclose(ds.time_bin_start.sel(region="V1").values[0], [50.0, 100.0, 150.0])
     assert ds.attrs["identifier"] == "ms" and ds.attrs["stimulus_set_identifier"] == "stimuli.val"
+
+
+def test_limit_takes_every_class_and_ids_name_positions_in_the_split(checkpoint, tmp_path):
+    """--limit N: N images, as many of each class (not the first N of a class-sorted split);
+    each stimulus_id is the image's position in the whole split."""
+    from gattanet_sim.data import load_split
+
+    out = tmp_path / "rec.nc"
+    assert record_cli.main([str(checkpoint), "--limit", "20", "--units", "2", "--signals", "logits",
+                            "--out", str(out)]) == 0
+    split = load_split("stimuli", "val")
+    with xr.open_dataset(out) as rec:
+        positions = [int(s.rsplit("/", 1)[1]) for s in rec.stimulus_id.values]
+        assert rec.label.values.tolist() == split.labels[positions].tolist()
+        assert sorted(set(rec.label.values.tolist())) == list(range(10))  # 2 of each class
+    assert sorted(positions) == positions and len(set(positions)) == 20
