@@ -125,8 +125,13 @@ def load_weights(net: nn.Module, path: Path | str) -> list[str]:
     classes) are left at their initialisation. Returns the names left out."""
     from gattanet_sim.io import safe_load
 
-    state = safe_load(path)
+    try:
+        state = safe_load(path)
+    except Exception as err:  # not a zip/pickle file at all, or one torch refuses
+        raise ValueError(f"{path} is not a torchvision weights file ({type(err).__name__})") from None
     state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} is not a torchvision weights file (no state dict of tensors)")
     own = net.state_dict()
     unknown = [k for k in state if k not in own]
     if unknown:

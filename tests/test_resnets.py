@@ -169,3 +169,13 @@ def test_resnet_arguments_are_checked(argv, needle, capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_:
         train.main([*argv, "--out-dir", str(tmp_path / "x")])
     assert exit_.value.code == 2 and needle in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_torchvision_weights_is_one_line(tmp_path, capsys):
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint")
+    assert train.main(["--model", "resnet18", "--dataset", "stimuli", "--weights", str(junk),
+                       "--out-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a torchvision weights file" in err[0]
+    assert not (tmp_path / "run").exists()
