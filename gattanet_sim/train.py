@@ -423,8 +423,9 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
             optimizer.step()
             scheduler.step()
             step += 1
-            running += torch.stack([loss_sum.double(), (logits.argmax(1) == labels).sum().double(),
-                                    torch.tensor(len(labels), dtype=torch.float64, device=device)])
+            running[0] += loss_sum.double()  # in place on the device: no copy, no wait
+            running[1] += (logits.argmax(1) == labels).sum()
+            running[2] += len(labels)
             if step % every == 0 and not args.quiet and context.main:
                 shown = running.tolist()
                 bar.set_postfix(loss=f"{shown[0] / shown[2]:.3f}", acc=f"{shown[1] / shown[2]:.3f}")
