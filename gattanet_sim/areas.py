@@ -70,12 +70,17 @@ def _norm(features: int, batch_norm: bool, norm_steps: int, dims: int) -> nn.Mod
     return nn.BatchNorm2d(features) if dims == 2 else nn.BatchNorm1d(features)
 
 
-def set_step(module: nn.Module, t: int) -> None:
-    """Point every `StepBatchNorm` inside `module` at timestep t (for layers, such as
-    torchvision's residual blocks, that call their norms without a timestep)."""
-    for m in module.modules():
-        if isinstance(m, StepBatchNorm):
-            m.step = t
+class StepPointer:
+    """Points every `StepBatchNorm` inside a module at timestep t, for layers (such as
+    torchvision's residual blocks) that call their norms without one. The norms are found
+    once, not on every call: this runs at every step of every area."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.norms = [m for m in module.modules() if isinstance(m, StepBatchNorm)]
+
+    def __call__(self, t: int) -> None:
+        for norm in self.norms:
+            norm.step = t
 
 
 def out_side(geometry: tuple[tuple[int, int, int], ...], side: int) -> int:

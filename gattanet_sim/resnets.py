@@ -14,7 +14,7 @@ the usual choice for 32-pixel images) and ``imagenet`` (7x7 conv, stride 2, 3x3 
 
 Batch norm keeps per-timestep statistics (`StepBatchNorm`) when ``norm_steps`` > 1, as in
 the toy model; torchvision's blocks call their norms without a timestep, so an area points
-them at the current one (`set_step`) before it runs.
+them at the current one (`StepPointer`) before it runs.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import resnet as tv
 
-from gattanet_sim.areas import Backbone, DenseArea, StepBatchNorm, set_step
+from gattanet_sim.areas import Backbone, DenseArea, StepBatchNorm, StepPointer
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -63,6 +63,7 @@ class StemArea(nn.Module):
         self.conv, self.norm, self.pool = conv, norm, pool or nn.Identity()
         self.units = conv.out_channels
         self.geometry = (_geometry(conv),) + (((3, 2, 1),) if pool is not None else ())
+        self.set_step = StepPointer(self)
 
     def drive(self, x: torch.Tensor, t: int = 0) -> torch.Tensor:
         return self.integrate(self.synapse(x), t)
@@ -72,7 +73,7 @@ class StemArea(nn.Module):
         return self.conv(x)  # (B, C, H, W)
 
     def integrate(self, synaptic: torch.Tensor, t: int = 0) -> torch.Tensor:
-        set_step(self, t)
+        self.set_step(t)
         return self.pool(self.norm(synaptic))  # (B, C, H', W')
 
     def activate(self, drive: torch.Tensor) -> torch.Tensor:
@@ -92,9 +93,10 @@ class ResidualArea(nn.Module):
         self.units = (last.conv3 if isinstance(last, tv.Bottleneck) else last.conv2).out_channels
         convs = [c for b in blocks for c in (b.conv1, b.conv2, getattr(b, "conv3", None)) if c is not None]
         self.geometry = tuple(_geometry(c) for c in convs)  # the main path sets the field
+        self.set_step = StepPointer(self)
 
     def drive(self, x: torch.Tensor, t: int = 0) -> torch.Tensor:
-        set_step(self, t)
+        self.set_step(t)
         for block in self.blocks[:-1]:
             x = block(x)  # (B, C, H, W)
         return _block_sum(self.blocks[-1], x)  # (B, C', H', W')

@@ -179,3 +179,20 @@ def test_a_file_that_is_not_torchvision_weights_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a torchvision weights file" in err[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_every_step_normalises_with_its_own_statistics_inside_torchvision_blocks():
+    """Blocks call their norms without a timestep; the area points them at the current one,
+    so with rows that differ, step 1 (alpha 0: no gain) differs from step 0 only by them."""
+    from gattanet_sim.areas import StepBatchNorm
+
+    model = resnet("resnet18", norm_steps=2)
+    x = torch.rand(2, 3, 32, 32, dtype=torch.float64)
+    with torch.no_grad():
+        same = model.simulate(x, 2).logits
+        assert torch.allclose(same[0], same[1], atol=1e-10)
+        for m in model.modules():
+            if isinstance(m, StepBatchNorm):
+                m.running_var[1].uniform_(0.5, 2.0)
+        moved = model.simulate(x, 2).logits
+    assert torch.allclose(moved[0], same[0], atol=1e-10) and not torch.allclose(moved[1], same[1], atol=1e-3)
