@@ -39,7 +39,8 @@ experiments: $(STAMP)
 	$(PY) analyses/cueing.py $(REC)/composite.nc --out $(EXP)
 
 # The biology scorecard from scratch: trains the recipe's toy model (sweep, T = 2, 10 epochs) and
-# a cascade model (T = 6, CASCADE_EPOCHS) unless the runs exist (`make -j2 scorecard` trains the
+# a cascade model (T = 6, CASCADE_EPOCHS; the recipe as it was when the scorecard was made, two
+# sets of batch-norm statistics and a fixed T) unless the runs exist (`make -j2 scorecard` trains the
 # two side by side), records the experiments, runs every analysis.
 DATA_ROOT ?= ../shared/datasets
 SWEEP_RUN ?= runs/toy_cifar10/positive-gain-s0
@@ -58,7 +59,7 @@ $(SWEEP_RUN)/summary.json: | $(STAMP)
 
 $(CASCADE_RUN)/summary.json: | $(STAMP)
 	$(PY) -m gattanet_sim.train $(TOY) --epochs $(CASCADE_EPOCHS) --mode cascade --timesteps 6 \
-	    --out-dir $(CASCADE_RUN) $$(test -f $(CASCADE_RUN)/last.pt && echo --resume)
+	    --norm-steps 2 --no-random-timesteps --out-dir $(CASCADE_RUN) $$(test -f $(CASCADE_RUN)/last.pt && echo --resume)
 
 scorecard: $(STAMP) $(SWEEP_RUN)/summary.json $(CASCADE_RUN)/summary.json
 	$(EXPERIMENT) $(SWEEP_RUN) $(GRATINGS) --contrasts series:0.1 --conditions off,valid,invalid \

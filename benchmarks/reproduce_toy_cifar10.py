@@ -62,18 +62,21 @@ RECIPE = ["--model", "toy", "--dataset", "cifar10", "--widths", "32,64,128", "--
 STEPS = ["--timesteps", "2", "--norm-steps", "2"]
 NONE = ["--normalization", "none"]
 POSITIVE = STEPS + NONE + ["--gain-form", "positive"]
+# T > 2 runs of the first rounds, before a T drawn per batch became the recipe's default for T > 2
+FIXED_T = ["--no-random-timesteps"]
 CONFIGS: dict[str, list[str]] = {
     "baseline": ["--no-attention", "--timesteps", "1"],
     "paper": ["--timesteps", "2", "--preset", "paper"],
     "paper-T4": ["--timesteps", "4", "--preset", "paper"],
     "norm-steps": STEPS + NONE,
-    "norm-steps-T4": ["--timesteps", "4", "--norm-steps", "2"] + NONE,
-    "norm-steps-4-T4": ["--timesteps", "4", "--norm-steps", "4"] + NONE,
+    "norm-steps-T4": ["--timesteps", "4", "--norm-steps", "2"] + NONE + FIXED_T,
+    "norm-steps-4-T4": ["--timesteps", "4", "--norm-steps", "4"] + NONE + FIXED_T,
     "standardize": STEPS + ["--normalization", "standardize"],
-    "standardize-T4": ["--timesteps", "4", "--norm-steps", "2", "--normalization", "standardize"],
+    "standardize-T4": ["--timesteps", "4", "--norm-steps", "2", "--normalization", "standardize"] + FIXED_T,
     "softmax": STEPS + ["--normalization", "softmax"],
     "positive-gain": POSITIVE,
-    "positive-gain-T4": ["--timesteps", "4", "--norm-steps", "2"] + NONE + ["--gain-form", "positive"],
+    "positive-gain-T4": ["--timesteps", "4", "--norm-steps", "2"] + NONE + ["--gain-form", "positive"]
+                        + FIXED_T,
     "bounded-gain": STEPS + NONE + ["--gain-form", "bounded"],
     "no-readout-gain": STEPS + NONE + ["--no-readout-gain"],
     "current-keys": STEPS + NONE + ["--keys", "current"],
@@ -97,20 +100,22 @@ CONFIGS: dict[str, list[str]] = {
     "positive-key-dim-32": POSITIVE + ["--key-dim", "32"],
     "positive-adam": POSITIVE + ["--optimizer", "adam", "--lr", "0.003"],
     # time (issue: later timesteps better than earlier ones) and cascade mode, from positive-gain
-    "positive-T4-norm-4": ["--timesteps", "4", "--norm-steps", "4"] + NONE + ["--gain-form", "positive"],
-    "positive-T8-norm-8": ["--timesteps", "8", "--norm-steps", "8"] + NONE + ["--gain-form", "positive"],
+    "positive-T4-norm-4": ["--timesteps", "4", "--norm-steps", "4"] + NONE + ["--gain-form", "positive"]
+                          + FIXED_T,
+    "positive-T8-norm-8": ["--timesteps", "8", "--norm-steps", "8"] + NONE + ["--gain-form", "positive"]
+                          + FIXED_T,
     "positive-T4-loss-all-steps": ["--timesteps", "4", "--norm-steps", "2"] + NONE
-                                  + ["--gain-form", "positive", "--loss-all-steps"],
+                                  + ["--gain-form", "positive", "--loss-all-steps"] + FIXED_T,
     "positive-T4-leak-0.5": ["--timesteps", "4", "--norm-steps", "2"] + NONE
-                            + ["--gain-form", "positive", "--query-leak", "0.5"],
+                            + ["--gain-form", "positive", "--query-leak", "0.5"] + FIXED_T,
     "positive-T4-tau-2": ["--timesteps", "4", "--norm-steps", "2"] + NONE
-                         + ["--gain-form", "positive", "--gain-tau", "2"],
+                         + ["--gain-form", "positive", "--gain-tau", "2"] + FIXED_T,
     "positive-T4-norm-4-leak-0.5": ["--timesteps", "4", "--norm-steps", "4"] + NONE
-                                   + ["--gain-form", "positive", "--query-leak", "0.5"],
+                                   + ["--gain-form", "positive", "--query-leak", "0.5"] + FIXED_T,
     "positive-T4-norm-4-tau-2": ["--timesteps", "4", "--norm-steps", "4"] + NONE
-                                + ["--gain-form", "positive", "--gain-tau", "2"],
+                                + ["--gain-form", "positive", "--gain-tau", "2"] + FIXED_T,
     "positive-T4-norm-4-loss-all-steps": ["--timesteps", "4", "--norm-steps", "4"] + NONE
-                                         + ["--gain-form", "positive", "--loss-all-steps"],
+                                         + ["--gain-form", "positive", "--loss-all-steps"] + FIXED_T,
     "positive-T4-norm-4-tau-2-random-T": ["--timesteps", "4", "--norm-steps", "4"] + NONE
                                          + ["--gain-form", "positive", "--gain-tau", "2", "--random-timesteps"],
     "positive-T4-norm-4-random-T": ["--timesteps", "4", "--norm-steps", "4"] + NONE
@@ -124,9 +129,9 @@ CONFIGS: dict[str, list[str]] = {
     "positive-leak-0.5": POSITIVE + ["--query-leak", "0.5"],
     "positive-tau-2": POSITIVE + ["--gain-tau", "2"],
     "cascade-T6": ["--mode", "cascade", "--timesteps", "6", "--norm-steps", "2"] + NONE
-                  + ["--gain-form", "positive"],
+                  + ["--gain-form", "positive"] + FIXED_T,
     "cascade-T6-norm-6": ["--mode", "cascade", "--timesteps", "6", "--norm-steps", "6"] + NONE
-                         + ["--gain-form", "positive"],
+                         + ["--gain-form", "positive"] + FIXED_T,
     "positive-no-bn": ["--timesteps", "2", "--norm-steps", "1", "--normalization", "none",
                        "--gain-form", "positive", "--no-batch-norm"],
 }

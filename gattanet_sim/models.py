@@ -29,11 +29,22 @@ PRESETS: dict[str, dict] = {
               "readout_gain": True, "alpha_init": 0.0, "keys": "previous", "gain_position": "post",
               "query_leak": 0.0, "gain_tau": 1.0},
 }
+# For T > 2 the recipe gives every step batch-norm statistics of its own (`per_step_statistics`):
+# with two sets, steps 1..T-1 were normalised with statistics of a mixture of differently gained
+# steps, the query never settled and accuracy dipped at t = 1 (results/README.md, "Time"). The
+# training side of that recipe, a T drawn per batch (`--random-timesteps`), is train.py's.
 PRESETS["recipe"] = {**PRESETS["paper"], "norm_steps": 2, "gain_form": "positive"}
 
 
-def resolve_options(preset: str, attention: bool, **overrides) -> dict:
-    """The preset's options with `overrides` on top (None means: the preset's).
+def per_step_statistics(preset: str, timesteps: int | None) -> bool:
+    """Whether `preset` gives each of `timesteps` steps its own batch-norm statistics (and,
+    in training, a T drawn per batch): the recipe's rule for T > 2."""
+    return preset == "recipe" and timesteps is not None and timesteps > 2
+
+
+def resolve_options(preset: str, attention: bool, timesteps: int | None = None, **overrides) -> dict:
+    """The preset's options for a model run at `timesteps` (None: unknown), with `overrides`
+    on top (None means: the preset's).
 
     Without attention every timestep computes the same thing, so batch norm keeps one set of
     statistics and no attention option applies.
@@ -41,6 +52,8 @@ def resolve_options(preset: str, attention: bool, **overrides) -> dict:
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(sorted(PRESETS))}")
     options = dict(PRESETS[preset]) if attention else {"norm_steps": 1}
+    if attention and per_step_statistics(preset, timesteps):
+        options["norm_steps"] = timesteps
     options.update({k: v for k, v in overrides.items() if v is not None})
     return options
 
@@ -166,18 +179,23 @@ def build_model(
 
     `preset` ("recipe" by default, or "paper") fills the options not given; the config holds
     them all, resolved, so a checkpoint rebuilds the same model whatever the presets become.
+    `timesteps`, the T the model is meant to run at, only picks the preset's options (for
+    T > 2 the recipe keeps batch-norm statistics per step).
 
     >>> model = build_model("toy", num_classes=10)
     >>> model(torch.rand(8, 3, 32, 32), timesteps=2).shape
     torch.Size([8, 10])
     >>> build_model("toy", num_classes=10, preset="paper").config["norm_steps"]
     1
+    >>> build_model("toy", num_classes=10, timesteps=4).config["norm_steps"]
+    4
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(list_models())}")
     preset = options.pop("preset", "recipe")
+    timesteps = options.pop("timesteps", None)
     given = {k: options.pop(k, None) for k in ("norm_steps", *ATTENTION_OPTIONS)}
-    options.update(resolve_options(preset, attention, **given))
+    options.update(resolve_options(preset, attention, timesteps, **given))
     model = MODELS[name](num_classes=num_classes, attention=attention, key_dim=key_dim, **options)
     model.config = {"name": name, "num_classes": num_classes, "attention": attention,
                     "key_dim": key_dim, "preset": preset, **options}

@@ -10,7 +10,10 @@ from `last.pt`, mid-epoch included, with the same data order, augmentation and R
 
 Recipe (defaults): SGD with Nesterov momentum 0.9, one-cycle learning rate peaking at
 `--lr` 0.1, weight decay 5e-4 (not on the alphas), label smoothing 0.1, batch 128,
-pad-and-crop + flip augmentation.
+pad-and-crop + flip augmentation. For T > 2 the recipe also gives every timestep batch-norm
+statistics of its own and trains each batch at a T drawn from 2..T (evaluated at T), the two
+changes that made later timesteps no worse than earlier ones (results/README.md, "Time");
+`--norm-steps 2 --no-random-timesteps` gives the earlier recipe back.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ from gattanet_sim.data import ImageSet, balanced_subset, batches, epoch_order
 from gattanet_sim.dynamics import MODES, GAttANet
 from gattanet_sim.evaluate import accuracy_per_timestep
 from gattanet_sim.io import atomic_path, atomic_save, git_commit, package_versions, safe_load, write_json
-from gattanet_sim.models import ATTENTION_OPTIONS, PRESETS, build_model, list_models, resolve_options
+from gattanet_sim.models import (ATTENTION_OPTIONS, PRESETS, build_model, list_models, per_step_statistics,
+                                 resolve_options)
 from gattanet_sim.resnets import STEMS
 
 # Arguments that may differ between a run and its resumption (the preset only names defaults:
@@ -79,7 +83,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     m.add_argument("--preset", choices=sorted(PRESETS), default="recipe",
                    help="defaults of the options below: recipe (best measured) or paper (literal)")
     m.add_argument("--norm-steps", type=positive_int, default=None,
-                   help="timesteps with batch-norm statistics of their own (1: shared)")
+                   help="timesteps with batch-norm statistics of their own (1: shared; recipe: 2, "
+                        "or T for T > 2)")
     m.add_argument("--normalization", choices=NORMALISATIONS, default=None,
                    help="of each agreement map (default: the preset's, none)")
     m.add_argument("--gain-form", choices=GAIN_FORMS, default=None,
@@ -109,9 +114,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     o.add_argument("--label-smoothing", type=non_negative_float, default=0.1)
     o.add_argument("--loss-all-steps", action="store_true",
                    help="average the loss over every timestep the read-out fired in")
-    o.add_argument("--random-timesteps", action="store_true",
+    o.add_argument("--random-timesteps", action=argparse.BooleanOptionalAction, default=None,
                    help="train each batch at a T drawn from 2..T (cascade: arrival+1..T); "
-                        "evaluate at T")
+                        "evaluate at T (default: the recipe's for T > 2)")
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
@@ -135,9 +140,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.label_smoothing >= 1:
         p.error("--label-smoothing must be below 1")
     keys = ("norm_steps", *ATTENTION_OPTIONS)
-    resolved = resolve_options(args.preset, args.attention, **{k: getattr(args, k) for k in keys})
+    resolved = resolve_options(args.preset, args.attention, args.timesteps,
+                               **{k: getattr(args, k) for k in keys})
     for key in keys:  # explicit in config.json, whatever the presets become
         setattr(args, key, resolved.get(key))
+    if args.random_timesteps is None:
+        args.random_timesteps = args.attention and per_step_statistics(args.preset, args.timesteps)
     if args.attention and args.timesteps > 2 and args.normalization == "none" and args.gain_form == "linear":
         print("warning: a raw agreement with a linear gain can feed on itself over timesteps "
               "(it diverged at T = 4, see README); --normalization standardize prevents it", file=sys.stderr)

@@ -210,8 +210,8 @@ def test_compiled_training_follows_the_eager_run(tmp_path):
 
 def test_random_timesteps_change_training_and_are_saved(tmp_path):
     args = ["--timesteps", "4", "--epochs", "1"]
-    assert run_train(tmp_path / "fixed", *args) == 0
-    assert run_train(tmp_path / "random", *args, "--random-timesteps") == 0
+    assert run_train(tmp_path / "fixed", *args, "--no-random-timesteps") == 0
+    assert run_train(tmp_path / "random", *args) == 0  # the recipe's default for T > 2
     fixed, drawn = (torch.load(tmp_path / n / "last.pt", weights_only=True) for n in ("fixed", "random"))
-    assert drawn["config"]["random_timesteps"] is True
+    assert drawn["config"]["random_timesteps"] is True and fixed["config"]["random_timesteps"] is False
     assert not all(torch.equal(fixed["model"][k], drawn["model"][k]) for k in fixed["model"])

@@ -20,7 +20,8 @@ from gattanet_sim.areas import StepBatchNorm
 from conftest import tiny_images, tiny_stepped
 from gattanet_sim.data import ImageSet
 from gattanet_sim.evaluate import accuracy_per_timestep
-from gattanet_sim.train import batch_timesteps, loss_fn, make_optimizer
+from gattanet_sim.models import resolve_options
+from gattanet_sim.train import batch_timesteps, loss_fn, make_optimizer, parse_args
 
 
 def tiny(alpha: float = 0.8, **options):
@@ -234,3 +235,25 @@ def test_scheduler_runs_any_number_of_steps(total):
     assert all(0 < r <= 0.1 + 1e-12 for r in rates)
     if total == 100:
         assert max(rates) == pytest.approx(0.1) and 20 <= int(torch.tensor(rates).argmax()) <= 26
+
+
+# ------------------------------------------------ the recipe for T > 2
+@pytest.mark.parametrize("argv, norm_steps, random_t", [
+    (["--timesteps", "2"], 2, False),  # T = 2: the recipe as it was
+    (["--timesteps", "4"], 4, True),
+    (["--timesteps", "8", "--mode", "cascade"], 8, True),
+    (["--timesteps", "4", "--norm-steps", "2", "--no-random-timesteps"], 2, False),
+    (["--timesteps", "4", "--preset", "paper"], 1, False),
+    (["--timesteps", "4", "--no-attention"], 1, False),
+])
+def test_recipe_keeps_statistics_per_step_and_draws_t_for_t_above_2(argv, norm_steps, random_t):
+    args = parse_args(argv)
+    assert (args.norm_steps, args.random_timesteps) == (norm_steps, random_t)
+
+
+def test_build_model_picks_the_recipe_for_its_timesteps():
+    assert build_model("toy", num_classes=3, widths=(4, 4, 4), hidden=8).config["norm_steps"] == 2
+    assert build_model("toy", num_classes=3, widths=(4, 4, 4), hidden=8, timesteps=6).config["norm_steps"] == 6
+    assert build_model("toy", num_classes=3, widths=(4, 4, 4), hidden=8, timesteps=6,
+                       norm_steps=3).config["norm_steps"] == 3
+    assert resolve_options("paper", True, 6)["norm_steps"] == 1
