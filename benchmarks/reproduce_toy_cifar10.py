@@ -211,26 +211,72 @@ def counted(row: dict) -> bool:
     return "failed" not in row and "superseded" not in row
 
 
-def table(rows: list[dict]) -> list[dict]:
-    """Per configuration: mean +- sd, and the paired difference to the same-seed baseline."""
-    by = {}
+def paired(accs: dict[int, float], other: dict[int, float]) -> dict:
+    """Mean difference `accs - other` over the seeds both have, with its 95% t interval and the
+    two-sided paired t-test's p (nan where fewer than two seeds pair)."""
+    diffs = [accs[s] - other[s] for s in accs if s in other]
+    out = {"paired_n": len(diffs), "diff": statistics.mean(diffs) if diffs else float("nan"),
+           "ci_low": float("nan"), "ci_high": float("nan"), "p": float("nan")}
+    if len(diffs) > 1:
+        half = stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5
+        out["ci_low"], out["ci_high"] = out["diff"] - half, out["diff"] + half
+        out["p"] = float(stats.ttest_1samp(diffs, 0.0).pvalue)
+    return out
+
+
+def final_accuracies(rows: list[dict]) -> dict[tuple[str, int], dict[int, float]]:
+    """(configuration, epochs) -> {seed: validation accuracy at the last timestep}, counted runs only."""
+    by: dict = {}
     for r in (r for r in rows if counted(r)):
         by.setdefault((r["config"], r["epochs"]), {})[r["seed"]] = r["val_accuracy"][-1]
+    return by
+
+
+def table(rows: list[dict]) -> list[dict]:
+    """Per configuration: mean +- sd, and the paired difference to the same-seed baseline."""
+    by = final_accuracies(rows)
     out = []
     for (config, epochs), accs in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0] != "baseline", kv[0][0])):
-        base = by.get((baseline_of(config), epochs), {})
-        diffs = [accs[s] - base[s] for s in accs if s in base]
         values = list(accs.values())
         row = {"config": config, "baseline": baseline_of(config), "epochs": epochs, "seeds": len(values),
-               "mean": statistics.mean(values), "sd": statistics.stdev(values) if len(values) > 1 else float("nan"),
-               "paired_n": len(diffs), "diff": statistics.mean(diffs) if diffs else float("nan"),
-               "ci_low": float("nan"), "ci_high": float("nan"), "p": float("nan")}
-        if len(diffs) > 1 and config != row["baseline"]:
-            half = stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5
-            row["ci_low"], row["ci_high"] = row["diff"] - half, row["diff"] + half
-            row["p"] = float(stats.ttest_1samp(diffs, 0.0).pvalue)  # two-sided paired t-test
+               "mean": statistics.mean(values), "sd": statistics.stdev(values) if len(values) > 1 else float("nan")}
+        row.update(paired(accs, by.get((baseline_of(config), epochs), {}) if config != row["baseline"] else {}))
         out.append(row)
     return out
+
+
+T2_RECIPE = "positive-gain"  # what a T > 2 configuration must match: the recipe at T = 2
+
+
+def diff_cell(d: dict, against: str) -> str:
+    pct = lambda v: f"{100 * v:+.2f}"  # noqa: E731
+    if not d["paired_n"]:
+        return "—"
+    ci = "" if d["ci_low"] != d["ci_low"] else f" [{pct(d['ci_low'])}, {pct(d['ci_high'])}]"
+    return f"{pct(d['diff'])}{ci} (n={d['paired_n']}{p_value(d['p'])}, vs {against})"
+
+
+def time_table(rows: list[dict]) -> list[str]:
+    """Configurations run at T > 2: accuracy per timestep (mean over seeds), its smallest change
+    from one step to the next (the acceptance asks for no drop larger than 0.2 points), and the final accuracy paired
+    with the baseline and with the T = 2 recipe of the same seeds."""
+    by = final_accuracies(rows)
+    steps: dict = {}
+    for r in (r for r in rows if counted(r) and len(r["val_accuracy"]) > 2):
+        steps.setdefault((r["config"], r["epochs"]), []).append(r["val_accuracy"])
+    lines = ["| configuration | epochs | seeds | val accuracy per timestep (mean, %) | smallest change "
+             "between steps | vs baseline [95% CI] | vs T = 2 recipe [95% CI] |", "| --- |" + " --- |" * 6]
+    for (config, epochs), runs in sorted(steps.items()):
+        if len({len(a) for a in runs}) > 1:
+            continue  # seeds at different T: not one configuration
+        mean = [statistics.mean(a[t] for a in runs) for t in range(len(runs[0]))]
+        change = min(mean[t] - mean[t - 1] for t in range(1, len(mean)))
+        accs = by[(config, epochs)]
+        base = paired(accs, by.get((baseline_of(config), epochs), {}))
+        t2 = paired(accs, by.get((T2_RECIPE, epochs), {}))
+        lines.append(f"| {config} | {epochs} | {len(runs)} | {' / '.join(f'{100 * m:.2f}' for m in mean)} | "
+                     f"{100 * change:+.2f} | {diff_cell(base, baseline_of(config))} | {diff_cell(t2, T2_RECIPE)} |")
+    return lines
 
 
 def p_value(p: float) -> str:
@@ -247,12 +293,9 @@ def write_tables(rows: list[dict]) -> None:
                                                                else str(r[c]) for c in cols) for r in results]) + "\n")
     lines = ["| configuration | train arguments | epochs | seeds | val accuracy (mean ± sd) | paired diff to baseline [95% CI] |",
              "| --- | --- | --- | --- | --- | --- |"]
-    pct = lambda v: "—" if v != v else f"{100 * v:+.2f}"  # noqa: E731
     for r in results:
         sd = "" if r["sd"] != r["sd"] else f" ± {100 * r['sd']:.2f}"
-        ci = "" if r["ci_low"] != r["ci_low"] else f" [{pct(r['ci_low'])}, {pct(r['ci_high'])}]"
-        diff = "—" if r["config"] == r["baseline"] else (
-            f"{pct(r['diff'])}{ci} (n={r['paired_n']}{p_value(r['p'])}, vs {r['baseline']})")
+        diff = "—" if r["config"] == r["baseline"] else diff_cell(r, r["baseline"])
         args = " ".join(CONFIGS.get(r["config"], []))
         lines.append(f"| {r['config']} | `{args}` | {r['epochs']} | {r['seeds']} | {100 * r['mean']:.2f}{sd} | {diff} |")
     for r in (r for r in rows if "failed" in r):
@@ -266,6 +309,8 @@ def write_tables(rows: list[dict]) -> None:
     with atomic_path(LEDGER.with_name("toy_cifar10_ablation.md")) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    with atomic_path(LEDGER.with_name("toy_cifar10_time.md")) as tmp:
+        tmp.write_text("\n".join(time_table(rows)) + "\n")
 
 
 SIGMAS = (0.0, 0.01, 0.03, 0.1, 0.3)
@@ -316,6 +361,15 @@ def write_noise_outputs(rows: list[dict], configs: list[str]) -> None:
                 continue
             m, sd, n = stat.loc[(config, sigma)]
             cells.append(f"{100 * m:.2f}" + ("" if n < 2 else f" ± {100 * sd:.2f}") + f" (n={n:g})")
+        lines.append(f"| {config} | " + " | ".join(cells) + " |")
+    lines += ["", "Paired with the baseline of the same seed (difference in points [95% CI], n seeds):", "",
+              lines[0], lines[1]]
+    acc = {(r["config"], r["noise_std"]): {} for r in rows}
+    for r in rows:
+        acc[(r["config"], r["noise_std"])][r["seed"]] = r["accuracy"]
+    for config in (c for c in configs if c != baseline_of(c)):
+        cells = [diff_cell(paired(acc.get((config, sigma), {}), acc.get((baseline_of(config), sigma), {})),
+                           baseline_of(config)) for sigma in SIGMAS]
         lines.append(f"| {config} | " + " | ".join(cells) + " |")
     with atomic_path(NOISE.with_suffix(".md")) as tmp:
         tmp.write_text("\n".join(lines) + "\n")

@@ -85,6 +85,25 @@ def test_every_config_spells_its_factor_explicitly(sweep):
         assert "--timesteps" in args, name
         if "--no-attention" not in args and "--preset" not in args:
             assert "--norm-steps" in args and "--normalization" in args, name
+            if int(args[args.index("--timesteps") + 1]) > 2:  # the default draws T per batch
+                assert "--random-timesteps" in args or "--no-random-timesteps" in args, name
+
+
+def test_time_table_gives_steps_drops_and_both_pairings(sweep):
+    rows = [row("baseline", s, a) for s, a in ((0, 0.80), (1, 0.81), (2, 0.79))]
+    rows += [row("positive-gain", s, a) for s, a in ((0, 0.82), (1, 0.83), (2, 0.81))]
+    t4 = {0: [0.78, 0.81, 0.815, 0.82], 1: [0.79, 0.82, 0.821, 0.83], 2: [0.77, 0.80, 0.80, 0.815]}
+    rows += [{"config": "positive-T4-norm-4-random-T", "seed": s, "epochs": 10, "val_accuracy": a}
+             for s, a in t4.items()]
+    rows.append({"config": "positive-gain-T4", "seed": 0, "epochs": 10, "val_accuracy": [0.8, 0.7, 0.8, 0.81]})
+    lines = sweep.time_table(rows)
+    line = next(x for x in lines if x.startswith("| positive-T4-norm-4-random-T |"))
+    assert "| 10 | 3 | 78.00 / 81.00 / 81.20 / 82.17 | +0.20 |" in line
+    half = 100 * stats.t.ppf(0.975, 2) * statistics.stdev([0.02, 0.02, 0.025]) / 3 ** 0.5
+    assert f"+2.17 [{2.1667 - half:+.2f}, {2.1667 + half:+.2f}] (n=3, p=" in line and "vs baseline" in line
+    assert f"+0.17 [{0.1667 - half:+.2f}, {0.1667 + half:+.2f}] (n=3" in line and "vs positive-gain" in line
+    assert "| 10 | 1 | 80.00 / 70.00 / 80.00 / 81.00 | -10.00 |" in next(x for x in lines if "positive-gain-T4" in x)
+    assert not any(x.startswith("| positive-gain |") or x.startswith("| baseline |") for x in lines)  # T <= 2
 
 
 def test_failed_runs_are_listed_not_averaged(sweep, tmp_path):
