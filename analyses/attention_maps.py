@@ -16,7 +16,6 @@ the maps are drawn. Biology: a priority map over the visual field selects the at
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -31,7 +30,7 @@ from gattanet_sim.analysis.attention_maps import (
 )
 from gattanet_sim.analysis.common import AnalysisError, last_time_bin
 from gattanet_sim.analysis.output import write_figure, write_table
-from gattanet_sim.cli import Parser, main_guard, positive_int
+from gattanet_sim.cli import analysis_parser, main_guard, positive_int
 from gattanet_sim.data import load_split
 from gattanet_sim.recording import open_recording
 from gattanet_sim.stimuli import SOURCE_PARADIGMS, StimulusError, make_paradigm
@@ -138,10 +137,7 @@ def draw(ds: xr.Dataset, picks: np.ndarray, t: int, images: np.ndarray | None) -
 
 @main_guard
 def main(argv: list[str] | None = None) -> int:
-    p = Parser(prog="python analyses/attention_maps.py", description=__doc__,
-               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("recording", type=Path)
-    p.add_argument("--out", type=Path, required=True, help="directory for the table and figure")
+    p = analysis_parser("attention_maps", __doc__, "the table and figure")
     p.add_argument("--data-root", type=Path, default=None, help="dataset root of composite/noisy images")
     p.add_argument("--val-size", type=int, default=5000, help="the run's validation size (default 5000)")
     p.add_argument("--time-bin", type=int, default=None, help="default: the last")

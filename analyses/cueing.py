@@ -15,16 +15,14 @@ Biology: valid cues speed and improve detection, invalid ones slow and impair it
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from gattanet_sim.analysis.cueing import cueing_accuracy, reaction_times
 from gattanet_sim.analysis.output import write_figure, write_table
-from gattanet_sim.cli import Parser, main_guard
+from gattanet_sim.cli import analysis_parser, main_guard
 from gattanet_sim.recording import open_recording
 
 
@@ -38,10 +36,7 @@ def _bars(ax, values, low, high, labels, color) -> None:
 
 @main_guard
 def main(argv: list[str] | None = None) -> int:
-    p = Parser(prog="python analyses/cueing.py", description=__doc__,
-               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("recording", type=Path)
-    p.add_argument("--out", type=Path, required=True, help="directory for the tables and figure")
+    p = analysis_parser("cueing", __doc__)
     p.add_argument("--threshold", type=float, default=0.5,
                    help="top-class softmax probability that counts as a decision (default 0.5)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")

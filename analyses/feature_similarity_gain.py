@@ -15,18 +15,16 @@ similarity of the attended feature to its preferred one (a positive slope); Lind
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from gattanet_sim.analysis.common import describe, parse_selection, typed_selection
+from gattanet_sim.analysis.common import describe, typed_selection
 from gattanet_sim.analysis.feature_similarity import feature_similarity_units, summarize
 from gattanet_sim.analysis.output import write_figure, write_table
-from gattanet_sim.cli import Parser, main_guard
+from gattanet_sim.cli import add_selection_arguments, analysis_parser, main_guard
 from gattanet_sim.recording import open_recording
 
 
@@ -71,14 +69,8 @@ def figure(table: pd.DataFrame, samples: pd.DataFrame, title: str) -> plt.Figure
 
 @main_guard
 def main(argv: list[str] | None = None) -> int:
-    p = Parser(prog="python analyses/feature_similarity_gain.py", description=__doc__,
-               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("recording", type=Path)
-    p.add_argument("--out", type=Path, required=True, help="directory for the tables and figure")
-    p.add_argument("--attended", type=parse_selection, default="condition=template",
-                   help="COORD=VALUE[,..] (default condition=template)")
-    p.add_argument("--unattended", type=parse_selection, default="condition=off",
-                   help="COORD=VALUE[,..] (default condition=off)")
+    p = analysis_parser("feature_similarity_gain", __doc__)
+    add_selection_arguments(p, "condition=template")
     p.add_argument("--feature", default="orientation")
     p.add_argument("--period", type=float, default=180.0, help="of the feature, degrees")
     p.add_argument("--min-response", type=float, default=0.1,

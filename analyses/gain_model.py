@@ -16,21 +16,19 @@ x1.51 contrast increase) in Reynolds, Pasternak & Desimone 2000.
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 import numpy as np
 import pandas as pd
 
-from gattanet_sim.analysis.common import describe, parse_selection, typed_selection
+from gattanet_sim.analysis.common import describe, typed_selection
 from gattanet_sim.analysis.gain_model import (
     CLASSES, contrast_response_curves, gain_model_units, summarize,
 )
 from gattanet_sim.analysis.output import write_figure, write_table
-from gattanet_sim.cli import Parser, main_guard
+from gattanet_sim.cli import add_selection_arguments, analysis_parser, main_guard
 from gattanet_sim.recording import open_recording
 
 CLASS_COLORS = dict(zip(CLASSES, ("#c44e52", "#4c72b0", "#55a868", "#8c8c8c", "#dddddd")))
@@ -101,14 +99,8 @@ def figure(table: pd.DataFrame, curves: pd.DataFrame, title: str) -> plt.Figure:
 
 @main_guard
 def main(argv: list[str] | None = None) -> int:
-    p = Parser(prog="python analyses/gain_model.py", description=__doc__,
-               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("recording", type=Path)
-    p.add_argument("--out", type=Path, required=True, help="directory for the tables and figure")
-    p.add_argument("--attended", type=parse_selection, default="cue=valid",
-                   help="COORD=VALUE[,..] (default cue=valid)")
-    p.add_argument("--unattended", type=parse_selection, default="condition=off",
-                   help="COORD=VALUE[,..] (default condition=off)")
+    p = analysis_parser("gain_model", __doc__)
+    add_selection_arguments(p)
     p.add_argument("--min-r2", type=float, default=0.8, help="below this R^2 a unit is a poor fit")
     p.add_argument("--time-bin", type=int, default=None, help="default: the last")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")

@@ -14,21 +14,18 @@ from step to step.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from gattanet_sim.analysis.gain_statistics import gain_statistics, query_change
-from gattanet_sim.cli import Parser, UsageError, main_guard
+from gattanet_sim.cli import analysis_parser, UsageError, main_guard
 from gattanet_sim.io import atomic_path
 from gattanet_sim.recording import open_recording
 
 
 @main_guard
 def main(argv: list[str] | None = None) -> int:
-    p = Parser(prog="python analyses/gain_statistics.py", description=__doc__,
-               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("recording", type=Path)
+    p = analysis_parser("gain_statistics", __doc__, outputs=None)
     p.add_argument("--csv", type=Path, default=None, help="also write the table here")
     args = p.parse_args(argv)
     ds = open_recording(args.recording)

@@ -15,40 +15,28 @@ Biology: AMI grows along the hierarchy, V1 < V4 < IT (McAdams & Maunsell 1999; L
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
 from gattanet_sim.analysis.common import AnalysisError
-from gattanet_sim.analysis.common import describe, parse_selection
+from gattanet_sim.analysis.common import describe
 from gattanet_sim.analysis.modulation_index import (
-    ATTENDED, BIOLOGY, UNATTENDED, hierarchy_trend, modulation_index,
+    BIOLOGY, hierarchy_trend, modulation_index,
 )
 from gattanet_sim.analysis.output import write_figure, write_table
-from gattanet_sim.cli import Parser, main_guard
+from gattanet_sim.cli import add_selection_arguments, analysis_parser, main_guard
 from gattanet_sim.recording import open_recording
-
-
-def add_selection_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--attended", type=parse_selection, default=ATTENDED,
-                   help="presentations with attention, COORD=VALUE[,..] (default cue=valid)")
-    p.add_argument("--unattended", type=parse_selection, default=UNATTENDED,
-                   help="the unattended reference, COORD=VALUE[,..] (default condition=off)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
 
 
 @main_guard
 def main(argv: list[str] | None = None) -> int:
-    p = Parser(prog="python analyses/modulation_index.py", description=__doc__,
-               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("recording", type=Path)
-    p.add_argument("--out", type=Path, required=True, help="directory for the tables and figure")
+    p = analysis_parser("modulation_index", __doc__)
     p.add_argument("--min-response", type=float, default=1e-3, help="least R_att + R_unatt of a unit")
     add_selection_arguments(p)
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     args = p.parse_args(argv)
     ds = open_recording(args.recording)
     kwargs = dict(attended=args.attended, unattended=args.unattended, min_response=args.min_response,

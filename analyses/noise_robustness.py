@@ -15,25 +15,20 @@ stimulus is degraded.
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import seaborn as sns
 
 from gattanet_sim.analysis.noise_robustness import noise_robustness
 from gattanet_sim.analysis.output import write_figure, write_table
-from gattanet_sim.cli import Parser, main_guard
+from gattanet_sim.cli import analysis_parser, main_guard
 from gattanet_sim.recording import open_recording
 
 
 @main_guard
 def main(argv: list[str] | None = None) -> int:
-    p = Parser(prog="python analyses/noise_robustness.py", description=__doc__,
-               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("recording", type=Path)
-    p.add_argument("--out", type=Path, required=True, help="directory for the table and figure")
+    p = analysis_parser("noise_robustness", __doc__, "the table and figure")
     p.add_argument("--reference", default="off", help="condition the others are compared to (default off)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     args = p.parse_args(argv)

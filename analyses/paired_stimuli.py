@@ -12,24 +12,19 @@ raises the response to the pair, attending the other lowers it.
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import seaborn as sns
 
 from gattanet_sim.analysis.output import write_figure, write_table
 from gattanet_sim.analysis.paired_stimuli import attention_to_preferred
-from gattanet_sim.cli import Parser, main_guard
+from gattanet_sim.cli import analysis_parser, main_guard
 from gattanet_sim.recording import open_recording
 
 
 @main_guard
 def main(argv: list[str] | None = None) -> int:
-    p = Parser(prog="python analyses/paired_stimuli.py", description=__doc__,
-               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("recording", type=Path)
-    p.add_argument("--out", type=Path, required=True, help="directory for the table and figure")
+    p = analysis_parser("paired_stimuli", __doc__, "the table and figure")
     p.add_argument("--min-selectivity", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     args = p.parse_args(argv)

@@ -16,9 +16,7 @@ Biology: category is linearly decodable from the signals that bias visual cortex
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -29,16 +27,13 @@ from gattanet_sim.analysis.output import write_figure, write_table
 from gattanet_sim.analysis.query_space import (
     class_rdms, query_embedding, query_space, representational_geometry,
 )
-from gattanet_sim.cli import Parser, main_guard, positive_int
+from gattanet_sim.cli import analysis_parser, main_guard, positive_int
 from gattanet_sim.recording import open_recording
 
 
 @main_guard
 def main(argv: list[str] | None = None) -> int:
-    p = Parser(prog="python analyses/query_space.py", description=__doc__,
-               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("recording", type=Path)
-    p.add_argument("--out", type=Path, required=True, help="directory for the tables and figure")
+    p = analysis_parser("query_space", __doc__)
     p.add_argument("--time-bin", type=int, default=0, help="time bin of the query (default 0)")
     p.add_argument("--condition", default="bottom-up", help="condition of the query (default bottom-up)")
     p.add_argument("--method", choices=("pca", "umap"), default="pca", help="2-D embedding")

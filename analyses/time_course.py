@@ -14,32 +14,23 @@ Biology: modulation larger and earlier in V4 than V2 than V1 (Buffalo et al. 201
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-from gattanet_sim.analysis.common import describe, parse_selection
-from gattanet_sim.analysis.modulation_index import ATTENDED, UNATTENDED
+from gattanet_sim.analysis.common import describe
 from gattanet_sim.analysis.output import write_figure, write_table
 from gattanet_sim.analysis.time_course import BIOLOGY, time_course
-from gattanet_sim.cli import Parser, main_guard
+from gattanet_sim.cli import add_selection_arguments, analysis_parser, main_guard
 from gattanet_sim.recording import open_recording
 
 
 @main_guard
 def main(argv: list[str] | None = None) -> int:
-    p = Parser(prog="python analyses/time_course.py", description=__doc__,
-               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("recording", type=Path)
-    p.add_argument("--out", type=Path, required=True, help="directory for the tables and figure")
-    p.add_argument("--attended", type=parse_selection, default=ATTENDED,
-                   help="presentations with attention, COORD=VALUE[,..] (default cue=valid)")
-    p.add_argument("--unattended", type=parse_selection, default=UNATTENDED,
-                   help="the unattended reference, COORD=VALUE[,..] (default condition=off)")
+    p = analysis_parser("time_course", __doc__)
+    add_selection_arguments(p)
     p.add_argument("--alpha", type=float, default=0.05, help="a bin is significant where its 1-alpha CI excludes 0")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     args = p.parse_args(argv)

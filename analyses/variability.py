@@ -15,18 +15,15 @@ Maunsell 2009; Mitchell et al. 2009).
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from gattanet_sim.analysis.common import describe, parse_selection
-from gattanet_sim.analysis.modulation_index import ATTENDED, UNATTENDED
+from gattanet_sim.analysis.common import describe
 from gattanet_sim.analysis.output import write_figure, write_table
 from gattanet_sim.analysis.variability import BIOLOGY, variability
-from gattanet_sim.cli import Parser, main_guard, positive_int
+from gattanet_sim.cli import add_selection_arguments, analysis_parser, main_guard, positive_int
 from gattanet_sim.recording import open_recording
 
 
@@ -50,14 +47,8 @@ def _bars(ax: plt.Axes, table, name: str, ylabel: str) -> None:
 
 @main_guard
 def main(argv: list[str] | None = None) -> int:
-    p = Parser(prog="python analyses/variability.py", description=__doc__,
-               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("recording", type=Path)
-    p.add_argument("--out", type=Path, required=True, help="directory for the table and figure")
-    p.add_argument("--attended", type=parse_selection, default=ATTENDED,
-                   help="presentations with attention, COORD=VALUE[,..] (default cue=valid)")
-    p.add_argument("--unattended", type=parse_selection, default=UNATTENDED,
-                   help="the unattended reference, COORD=VALUE[,..] (default condition=off)")
+    p = analysis_parser("variability", __doc__, "the table and figure")
+    add_selection_arguments(p)
     p.add_argument("--count-scale", type=float, default=None,
                    help="counts per unit of rate (default: mean unattended count 10 per area)")
     p.add_argument("--max-pairs-units", type=positive_int, default=64, help="units per area for noise correlations")

@@ -58,6 +58,28 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {one_line(message)} (see --help)\n")
 
 
+def analysis_parser(script: str, doc: str | None, outputs: str | None = "the tables and figure") -> Parser:
+    """The parser of `analyses/<script>.py`: a recording to read and, unless `outputs` is None,
+    `--out`, the directory its outputs go to."""
+    p = Parser(prog=f"python analyses/{script}.py", description=doc,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("recording", type=Path)
+    if outputs is not None:
+        p.add_argument("--out", type=Path, required=True, help=f"directory for {outputs}")
+    return p
+
+
+def add_selection_arguments(p: argparse.ArgumentParser, attended: str = "cue=valid",
+                            unattended: str = "condition=off") -> None:
+    """--attended/--unattended: the two sets of presentations an analysis contrasts."""
+    from gattanet_sim.analysis.common import parse_selection  # the analyses' own syntax
+
+    p.add_argument("--attended", type=parse_selection, default=attended,
+                   help=f"presentations with attention, COORD=VALUE[,..] (default {attended})")
+    p.add_argument("--unattended", type=parse_selection, default=unattended,
+                   help=f"the unattended reference, COORD=VALUE[,..] (default {unattended})")
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
