@@ -122,7 +122,11 @@ CONFIGS: dict[str, list[str]] = {
                                    + ["--gain-form", "positive", "--random-timesteps"],
     "positive-T8-norm-8-random-T": ["--timesteps", "8", "--norm-steps", "8"] + NONE
                                    + ["--gain-form", "positive", "--random-timesteps"],
+    "cascade-T5-norm-5-random-T": ["--mode", "cascade", "--timesteps", "5", "--norm-steps", "5"] + NONE
+                                  + ["--gain-form", "positive", "--random-timesteps"],
     "cascade-T6-norm-6-random-T": ["--mode", "cascade", "--timesteps", "6", "--norm-steps", "6"] + NONE
+                                  + ["--gain-form", "positive", "--random-timesteps"],
+    "cascade-T7-norm-7-random-T": ["--mode", "cascade", "--timesteps", "7", "--norm-steps", "7"] + NONE
                                   + ["--gain-form", "positive", "--random-timesteps"],
     "cascade-T8-norm-8-random-T": ["--mode", "cascade", "--timesteps", "8", "--norm-steps", "8"] + NONE
                                   + ["--gain-form", "positive", "--random-timesteps"],
