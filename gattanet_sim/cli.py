@@ -72,7 +72,7 @@ def analysis_parser(script: str, doc: str | None, outputs: str | None = "the tab
 def add_selection_arguments(p: argparse.ArgumentParser, attended: str = "cue=valid",
                             unattended: str = "condition=off") -> None:
     """--attended/--unattended: the two sets of presentations an analysis contrasts."""
-    from gattanet_sim.analysis.common import parse_selection  # the analyses' own syntax
+    from gattanet_sim.analysis.common import parse_selection  # here: train and record need no xarray
 
     p.add_argument("--attended", type=parse_selection, default=attended,
                    help=f"presentations with attention, COORD=VALUE[,..] (default {attended})")
