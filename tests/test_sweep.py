@@ -146,3 +146,38 @@ def test_superseded_rows_are_listed_but_never_counted(sweep):
     for key in ("seeds", "mean", "diff", "paired_n"):
         assert out["norm-steps"][key] == pytest.approx(clean["norm-steps"][key]), key
     assert out["norm-steps"]["seeds"] == 2
+
+
+def test_settling_starts_where_the_read_out_first_fired(sweep):
+    """A cascade read-out is silent (10%) before t = 4: its constant is not a flat, settled network."""
+    assert sweep.smallest_change("cascade-T7-norm-7-random-T", [0.1] * 4 + [0.80, 0.82, 0.815]) == pytest.approx(-0.005)
+    assert sweep.smallest_change("positive-T4-norm-4-random-T", [0.78, 0.81, 0.80, 0.82]) == pytest.approx(-0.01)
+    assert sweep.smallest_change("cascade-T5-norm-5-random-T", [0.1] * 4 + [0.8]) != sweep.smallest_change(
+        "cascade-T5-norm-5-random-T", [0.1] * 4 + [0.8])  # nan: one step fired
+    rows = [row("baseline", 0, 0.8), {"config": "cascade-T6-norm-6-random-T", "seed": 0, "epochs": 10,
+                                      "val_accuracy": [0.1] * 4 + [0.79, 0.82]}]
+    assert "| 10.00 / 10.00 / 10.00 / 10.00 / 79.00 / 82.00 | +3.00 |" in sweep.time_table(rows)[-1]
+
+
+def gpu_row(config: str, seed: int, accs: list[float], noisy: float, device: str = "H100") -> dict:
+    return {"config": config, "seed": seed, "epochs": 10, "device": device, "val_accuracy": accs,
+            "val_noise_0": accs, "val_noise_0.1": [0.5] * (len(accs) - 1) + [noisy]}
+
+
+def test_gpu_table_pairs_runs_on_the_same_gpu_only():
+    sys.path.insert(0, str(SCRIPT.parents[1]))
+    from benchmarks.gpu_grid import gpu_table
+
+    rows = [gpu_row("baseline", s, [a], n) for s, a, n in ((0, 0.80, 0.50), (1, 0.81, 0.52), (2, 0.79, 0.49))]
+    rows += [gpu_row("positive-gain", s, [0.78, a], n) for s, a, n in ((0, 0.82, 0.52), (1, 0.82, 0.53), (2, 0.80, 0.52))]
+    rows += [gpu_row("baseline", s, [0.70], 0.30, device="H200") for s in (0, 1, 2)]  # another GPU: never paired
+    rows.append({"config": "positive-gain", "seed": 3, "epochs": 10, "device": "H100", "failed": "stopped"})
+    lines = gpu_table(rows)
+    h100 = lines[lines.index("**H100**"):lines.index("**H200**")]
+    line = next(x for x in h100 if x.startswith("| positive-gain |"))
+    half = 100 * stats.t.ppf(0.975, 2) * statistics.stdev([0.02, 0.01, 0.01]) / 3 ** 0.5
+    assert f"| 10 | 3 | 78.00 / 81.33 | +3.33 | +1.33 [{1.3333 - half:+.2f}, {1.3333 + half:+.2f}] (n=3" in line
+    noise_half = 100 * stats.t.ppf(0.975, 2) * statistics.stdev([0.02, 0.01, 0.03]) / 3 ** 0.5
+    assert line.endswith(f"| 52.33 | +2.00 [{2 - noise_half:+.2f}, {2 + noise_half:+.2f}] (n=3, p=0.074, vs baseline) |")
+    h200 = lines[lines.index("**H200**"):]
+    assert [x.split(" |")[0] for x in h200 if x.startswith("| ") and "---" not in x][1:] == ["| baseline"]
