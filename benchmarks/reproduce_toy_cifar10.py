@@ -132,6 +132,9 @@ CONFIGS: dict[str, list[str]] = {
                                   + ["--gain-form", "positive", "--random-timesteps"],
     "cascade-T8-norm-8-random-T": ["--mode", "cascade", "--timesteps", "8", "--norm-steps", "8"] + NONE
                                   + ["--gain-form", "positive", "--random-timesteps"],
+    "divisive-gain": STEPS + NONE + ["--gain-form", "divisive"],
+    "divisive-T4-norm-4-random-T": ["--timesteps", "4", "--norm-steps", "4"] + NONE
+                                   + ["--gain-form", "divisive", "--random-timesteps"],
     "positive-leak-0.5": POSITIVE + ["--query-leak", "0.5"],
     "positive-tau-2": POSITIVE + ["--gain-tau", "2"],
     "cascade-T6": ["--mode", "cascade", "--timesteps", "6", "--norm-steps", "2"] + NONE

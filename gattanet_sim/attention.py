@@ -8,6 +8,7 @@ The equations of GAttANet (VanRullen & Alamia 2021), one short function each:
     q = mean_i mean_x q_i(x)                      `global_query`: ONE query, (B, d)
     a_i(x) = k_i(x) . q                           `AttentionRegion.agreement_map`
     g_i(x) = 1 + alpha_i a_i(x)                   `gain_from_agreement`: sent back to area i
+    g_i(x) = A(x) (1+s) <E> / (s <E> + <A E>)     `divisive_gain`: normalization model (option)
     q = beta q_template + (1 - beta) q            `top_down_query`: a cue from a higher region
     q(t) = lambda q(t-1) + (1 - lambda) q_new     `leaky_query`: the region's own state (option)
     g(t) = g(t-1) + (g_target(t) - g(t-1)) / tau  `relax_gain`: a gain with a time constant (option)
@@ -28,7 +29,8 @@ import torch
 from torch import nn
 
 NORMALISATIONS = ("none", "standardize", "softmax")
-GAIN_FORMS = ("linear", "bounded", "positive")
+GAIN_FORMS = ("linear", "bounded", "positive", "divisive")
+SEMI_SATURATION = 1.0  # s of `divisive_gain`, in units of the area's mean drive
 KEY_TIMES = ("previous", "current")
 GAIN_POSITIONS = ("post", "pre")
 CONDITIONS = ("bottom-up", "template", "mixed", "off")
@@ -152,6 +154,23 @@ def gain_from_agreement(alpha: torch.Tensor, a: torch.Tensor, form: str) -> torc
     return 2 * torch.sigmoid(alpha * a)
 
 
+def divisive_gain(field: torch.Tensor, drive: torch.Tensor, s: float = SEMI_SATURATION) -> torch.Tensor:
+    """The normalization model of attention (Reynolds & Heeger 2009) as a gain, (B, P) each:
+
+        g(x) = A(x) (1 + s) mean_x E / (s mean_x E + mean_x A(x) E(x))
+
+    the attention field A (here 2 sigmoid(alpha a), in (0, 2)) times the stimulus drive E,
+    divided by the suppressive drive pooled over the whole area, and scaled so that A = 1
+    gives g = 1 exactly. Attention then redistributes an area's activity more than it adds to
+    it: attended positions gain what the others lose. The semi-saturation s, in units of the
+    mean drive, keeps the gain scale-free and below 2 (1 + s) / s; a silent area (E = 0) takes
+    A (1 + s) / s, acting on nothing."""
+    e, a = drive.flatten(1), field.flatten(1)  # (B, P)
+    mean_e = e.mean(dim=1, keepdim=True)  # (B, 1)
+    pooled = (a * e).mean(dim=1, keepdim=True) / mean_e.clamp_min(1e-12)  # (B, 1): E-weighted mean of A
+    return (a * (1 + s) / (s + pooled)).view_as(field)  # (B, P) -> the field's shape
+
+
 def _check(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
@@ -164,8 +183,9 @@ class AttentionRegion(nn.Module):
         areas: area name -> (kind, units): kind "conv" (units = channels) or "dense".
         key_dim: d, the dimension of keys and queries (16 in the paper's toy model).
         normalization: of the agreement map: "none" (paper), "standardize" or "softmax".
-        gain_form: "linear" 1 + alpha a (paper), "bounded" 1 + alpha tanh(a), or
-            "positive" 2 sigmoid(alpha a).
+        gain_form: "linear" 1 + alpha a (paper), "bounded" 1 + alpha tanh(a),
+            "positive" 2 sigmoid(alpha a), or "divisive": the positive one as the attention
+            field of the normalization model (`divisive_gain`).
         readout_gain: whether the last area (the class layer) receives a gain too (paper: yes).
         alpha_init: initial value of every alpha; 0 leaves an untrained network unchanged.
         keys: "previous" (default, causal in time): the gain at step t uses keys of step t-1;
@@ -262,6 +282,13 @@ class AttentionRegion(nn.Module):
             a = rate * (query @ self.key[name].T)  # (B, N) * ((B, d) @ (d, N)) -> (B, N)
         return normalise(a, self.normalization)
 
-    def gain(self, name: str, a: torch.Tensor) -> torch.Tensor:
-        """The gain sent to an area from its agreement map, (B, P) -> (B, P)."""
-        return gain_from_agreement(self.alpha[name], a, self.gain_form)
+    def gain(self, name: str, a: torch.Tensor, rate: torch.Tensor | None = None) -> torch.Tensor:
+        """The gain sent to an area from its agreement map, (B, P) -> (B, P); the divisive form
+        also needs the area's ungained `rate` of this step, its stimulus drive."""
+        if self.gain_form != "divisive":
+            return gain_from_agreement(self.alpha[name], a, self.gain_form)
+        if rate is None:
+            raise ValueError("the divisive gain needs the area's rate")
+        field = gain_from_agreement(self.alpha[name], a, "positive")  # A: (B, H, W) | (B, N)
+        drive = rate.abs().sum(dim=1) if rate.dim() == 4 else rate.abs()  # E: (B, H, W) | (B, N)
+        return divisive_gain(field, drive)

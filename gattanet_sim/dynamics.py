@@ -206,7 +206,8 @@ class GAttANet(nn.Module):
                 a = self._agreement(name, area, drive, state)  # (B, P) or None
                 if a is not None:
                     agreements[name] = a.view(_map_shape(drive))  # (B, H, W) | (B, N)
-                    gain = self.attention.gain(name, agreements[name])  # the target
+                    plain = area.activate(drive) if self.attention.gain_form == "divisive" else None
+                    gain = self.attention.gain(name, agreements[name], plain)  # the target
                     if self.attention.gain_tau != 1:
                         before = (previous_gains or {}).get(name)
                         gain = relax_gain(torch.ones_like(gain) if before is None else before, gain,

@@ -88,7 +88,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     m.add_argument("--normalization", choices=NORMALISATIONS, default=None,
                    help="of each agreement map (default: the preset's, none)")
     m.add_argument("--gain-form", choices=GAIN_FORMS, default=None,
-                   help="recipe: positive 2 sigmoid(alpha a); paper: linear 1 + alpha a")
+                   help="recipe: positive 2 sigmoid(alpha a); paper: linear 1 + alpha a; "
+                        "divisive: the positive one, divided by the pooled drive it gains")
     m.add_argument("--readout-gain", action=argparse.BooleanOptionalAction, default=None)
     m.add_argument("--alpha-init", type=float, default=None)
     m.add_argument("--keys", choices=KEY_TIMES, default=None)

@@ -229,6 +229,35 @@ def test_positive_gain_form_is_two_sigmoid():
     assert some_linear_gain_negative  # the test would tell "positive" from "linear"
 
 
+def test_divisive_gain_on_numbers_by_hand():
+    """g = A (1 + s) <E> / (s <E> + <A E>), s = 1: A = 1 gives 1 exactly; a silent area takes 2 A."""
+    from gattanet_sim.attention import divisive_gain
+
+    field, drive = torch.tensor([[2.0, 0.5]]), torch.tensor([[3.0, 1.0]])
+    assert torch.allclose(divisive_gain(field, drive), field * 2 / (1 + 3.25 / 2))
+    assert torch.equal(divisive_gain(torch.ones(2, 7), torch.rand(2, 7)), torch.ones(2, 7))
+    assert torch.equal(divisive_gain(field, torch.zeros(1, 2)), 2 * field)
+
+
+def test_divisive_gain_form_is_the_normalization_model():
+    """gain_form="divisive": the attention field 2 sigmoid(alpha a) times the area's ungained
+    drive E (summed over channels), divided by the pooled A E; the gain acts on the rate."""
+    model, x = tiny(STRONG, gain_form="divisive"), stimuli()
+    with torch.no_grad():
+        traj = model.simulate(x, timesteps=2, activity=True)
+    for name in model.attention.alpha:
+        a, g, rate = traj.agreement[name][1], traj.gain[name][1], traj.activity[name][1]
+        field = 2 / (1 + torch.exp(-alpha(model, name) * a))
+        gain = g.unsqueeze(1) if rate.dim() == 4 else g
+        e = (rate / gain).abs()  # the ungained rate: the gain multiplies the rate and is > 0
+        e = (e.sum(dim=1) if rate.dim() == 4 else e).flatten(1)
+        mean_e = e.mean(dim=1, keepdim=True)
+        f = field.flatten(1)
+        expected = f * 2 * mean_e / (mean_e + (f * e).mean(dim=1, keepdim=True))
+        assert close(g.flatten(1), expected), name
+        assert not close(g, field), name  # the division changed the field
+
+
 def test_bounded_gain_form_is_one_plus_alpha_tanh():
     """gain_form="bounded": g = 1 + alpha tanh(a), so |g - 1| <= |alpha|."""
     model, x = tiny(gain_form="bounded"), stimuli()

@@ -154,6 +154,15 @@ def test_random_timesteps_are_drawn_per_batch_reproducibly_and_used_by_the_loss(
 
 
 # ------------------------------------------------ a query with memory, a gain with a time constant
+def test_divisive_gain_at_alpha_zero_is_todays_model_exactly():
+    """At alpha = 0 the attention field is 1 everywhere and so is the divisive gain."""
+    x = images()
+    with torch.no_grad():
+        a = tiny_stepped(0.0, gain_form="divisive").simulate(x, 4, activity=True)
+        b = tiny_stepped(0.0, gain_form="positive").simulate(x, 4, activity=True)
+    assert torch.equal(a.logits, b.logits) and torch.equal(a.gain["V2"], b.gain["V2"])
+
+
 @pytest.mark.parametrize("options", [{"query_leak": 0.0}, {"gain_tau": 1.0}])
 def test_neutral_settings_reproduce_todays_numbers_exactly(options):
     model, x = tiny(), images()
@@ -194,10 +203,12 @@ def test_gain_relaxes_towards_its_target_with_time_constant_tau():
 
 
 @pytest.mark.parametrize("options", [{"query_leak": 0.9}, {"gain_tau": 4.0},
-                                     {"query_leak": 0.5, "gain_tau": 2.0}])
+                                     {"query_leak": 0.5, "gain_tau": 2.0}, {"gain_form": "divisive"},
+                                     {"gain_form": "divisive", "gain_tau": 2.0}])
 @pytest.mark.parametrize("mode", ["sweep", "cascade"])
 def test_new_dynamics_stay_bounded_over_32_steps_with_large_alphas(options, mode):
-    """The recipe's positive gain with alphas of 50: every gain within (0, 2), everything finite."""
+    """The recipe's positive gain with alphas of 50: every gain within (0, 2) (divisive: within
+    (0, 2 (1 + s) / s) = (0, 4)), everything finite."""
     torch.manual_seed(0)
     model = build_model("toy", num_classes=3, widths=(4, 6, 8), hidden=5, key_dim=3, image_size=16,
                         mode=mode, **options).eval()
@@ -206,8 +217,9 @@ def test_new_dynamics_stay_bounded_over_32_steps_with_large_alphas(options, mode
             a.fill_(50.0)
         traj = model.simulate(images().float(), 32, activity=True)
     assert torch.isfinite(traj.logits).all() and torch.isfinite(traj.query).all()
+    bound = 4 if options.get("gain_form") == "divisive" else 2
     for name, gain in traj.gain.items():
-        assert (gain >= 0).all() and (gain <= 2).all(), name
+        assert (gain >= 0).all() and (gain <= bound).all(), name
 
 
 @pytest.mark.parametrize("options, match", [({"query_leak": 1.0}, "query_leak"),
