@@ -59,7 +59,7 @@ $(SWEEP_RUN)/summary.json: | $(STAMP)
 
 $(CASCADE_RUN)/summary.json: | $(STAMP)
 	$(PY) -m gattanet_sim.train $(TOY) --epochs $(CASCADE_EPOCHS) --mode cascade --timesteps 6 \
-	    --norm-steps 2 --no-random-timesteps --out-dir $(CASCADE_RUN) $$(test -f $(CASCADE_RUN)/last.pt && echo --resume)
+	    --norm-steps 2 --gain-tau 1 --no-random-timesteps --out-dir $(CASCADE_RUN) $$(test -f $(CASCADE_RUN)/last.pt && echo --resume)
 
 scorecard: $(STAMP) $(SWEEP_RUN)/summary.json $(CASCADE_RUN)/summary.json
 	$(EXPERIMENT) $(SWEEP_RUN) $(GRATINGS) --contrasts series:0.1 --conditions off,valid,invalid \

@@ -64,19 +64,22 @@ NONE = ["--normalization", "none"]
 POSITIVE = STEPS + NONE + ["--gain-form", "positive"]
 # T > 2 runs of the first rounds, before a T drawn per batch became the recipe's default for T > 2
 FIXED_T = ["--no-random-timesteps"]
+# T > 2 runs before a gain time constant of 2 steps became part of the recipe for T > 2
+INSTANT = ["--gain-tau", "1"]
 CONFIGS: dict[str, list[str]] = {
     "baseline": ["--no-attention", "--timesteps", "1"],
     "paper": ["--timesteps", "2", "--preset", "paper"],
     "paper-T4": ["--timesteps", "4", "--preset", "paper"],
     "norm-steps": STEPS + NONE,
-    "norm-steps-T4": ["--timesteps", "4", "--norm-steps", "2"] + NONE + FIXED_T,
-    "norm-steps-4-T4": ["--timesteps", "4", "--norm-steps", "4"] + NONE + FIXED_T,
+    "norm-steps-T4": ["--timesteps", "4", "--norm-steps", "2"] + NONE + FIXED_T + INSTANT,
+    "norm-steps-4-T4": ["--timesteps", "4", "--norm-steps", "4"] + NONE + FIXED_T + INSTANT,
     "standardize": STEPS + ["--normalization", "standardize"],
-    "standardize-T4": ["--timesteps", "4", "--norm-steps", "2", "--normalization", "standardize"] + FIXED_T,
+    "standardize-T4": ["--timesteps", "4", "--norm-steps", "2", "--normalization", "standardize"]
+                      + FIXED_T + INSTANT,
     "softmax": STEPS + ["--normalization", "softmax"],
     "positive-gain": POSITIVE,
     "positive-gain-T4": ["--timesteps", "4", "--norm-steps", "2"] + NONE + ["--gain-form", "positive"]
-                        + FIXED_T,
+                        + FIXED_T + INSTANT,
     "bounded-gain": STEPS + NONE + ["--gain-form", "bounded"],
     "no-readout-gain": STEPS + NONE + ["--no-readout-gain"],
     "current-keys": STEPS + NONE + ["--keys", "current"],
@@ -101,46 +104,48 @@ CONFIGS: dict[str, list[str]] = {
     "positive-adam": POSITIVE + ["--optimizer", "adam", "--lr", "0.003"],
     # time (issue: later timesteps better than earlier ones) and cascade mode, from positive-gain
     "positive-T4-norm-4": ["--timesteps", "4", "--norm-steps", "4"] + NONE + ["--gain-form", "positive"]
-                          + FIXED_T,
+                          + FIXED_T + INSTANT,
     "positive-T8-norm-8": ["--timesteps", "8", "--norm-steps", "8"] + NONE + ["--gain-form", "positive"]
-                          + FIXED_T,
+                          + FIXED_T + INSTANT,
     "positive-T4-loss-all-steps": ["--timesteps", "4", "--norm-steps", "2"] + NONE
-                                  + ["--gain-form", "positive", "--loss-all-steps"] + FIXED_T,
+                                  + ["--gain-form", "positive", "--loss-all-steps"] + FIXED_T + INSTANT,
     "positive-T4-leak-0.5": ["--timesteps", "4", "--norm-steps", "2"] + NONE
-                            + ["--gain-form", "positive", "--query-leak", "0.5"] + FIXED_T,
+                            + ["--gain-form", "positive", "--query-leak", "0.5"] + FIXED_T + INSTANT,
     "positive-T4-tau-2": ["--timesteps", "4", "--norm-steps", "2"] + NONE
                          + ["--gain-form", "positive", "--gain-tau", "2"] + FIXED_T,
     "positive-T4-norm-4-leak-0.5": ["--timesteps", "4", "--norm-steps", "4"] + NONE
-                                   + ["--gain-form", "positive", "--query-leak", "0.5"] + FIXED_T,
+                                   + ["--gain-form", "positive", "--query-leak", "0.5"] + FIXED_T + INSTANT,
     "positive-T4-norm-4-tau-2": ["--timesteps", "4", "--norm-steps", "4"] + NONE
                                 + ["--gain-form", "positive", "--gain-tau", "2"] + FIXED_T,
     "positive-T4-norm-4-loss-all-steps": ["--timesteps", "4", "--norm-steps", "4"] + NONE
-                                         + ["--gain-form", "positive", "--loss-all-steps"] + FIXED_T,
+                                         + ["--gain-form", "positive", "--loss-all-steps"] + FIXED_T + INSTANT,
     "positive-T4-norm-4-tau-2-random-T": ["--timesteps", "4", "--norm-steps", "4"] + NONE
                                          + ["--gain-form", "positive", "--gain-tau", "2", "--random-timesteps"],
     "positive-T4-norm-4-random-T": ["--timesteps", "4", "--norm-steps", "4"] + NONE
-                                   + ["--gain-form", "positive", "--random-timesteps"],
+                                   + ["--gain-form", "positive", "--random-timesteps"] + INSTANT,
     "positive-T8-norm-8-random-T": ["--timesteps", "8", "--norm-steps", "8"] + NONE
-                                   + ["--gain-form", "positive", "--random-timesteps"],
+                                   + ["--gain-form", "positive", "--random-timesteps"] + INSTANT,
     "positive-T8-norm-8-tau-2-random-T": ["--timesteps", "8", "--norm-steps", "8"] + NONE
                                          + ["--gain-form", "positive", "--gain-tau", "2", "--random-timesteps"],
     "cascade-T5-norm-5-random-T": ["--mode", "cascade", "--timesteps", "5", "--norm-steps", "5"] + NONE
-                                  + ["--gain-form", "positive", "--random-timesteps"],
+                                  + ["--gain-form", "positive", "--random-timesteps"] + INSTANT,
     "cascade-T6-norm-6-random-T": ["--mode", "cascade", "--timesteps", "6", "--norm-steps", "6"] + NONE
-                                  + ["--gain-form", "positive", "--random-timesteps"],
+                                  + ["--gain-form", "positive", "--random-timesteps"] + INSTANT,
     "cascade-T7-norm-7-random-T": ["--mode", "cascade", "--timesteps", "7", "--norm-steps", "7"] + NONE
-                                  + ["--gain-form", "positive", "--random-timesteps"],
+                                  + ["--gain-form", "positive", "--random-timesteps"] + INSTANT,
     "cascade-T8-norm-8-random-T": ["--mode", "cascade", "--timesteps", "8", "--norm-steps", "8"] + NONE
-                                  + ["--gain-form", "positive", "--random-timesteps"],
+                                  + ["--gain-form", "positive", "--random-timesteps"] + INSTANT,
+    "cascade-T6-norm-6-tau-2-random-T": ["--mode", "cascade", "--timesteps", "6", "--norm-steps", "6"] + NONE
+                                        + ["--gain-form", "positive", "--gain-tau", "2", "--random-timesteps"],
     "divisive-gain": STEPS + NONE + ["--gain-form", "divisive"],
     "divisive-T4-norm-4-random-T": ["--timesteps", "4", "--norm-steps", "4"] + NONE
-                                   + ["--gain-form", "divisive", "--random-timesteps"],
+                                   + ["--gain-form", "divisive", "--random-timesteps"] + INSTANT,
     "positive-leak-0.5": POSITIVE + ["--query-leak", "0.5"],
     "positive-tau-2": POSITIVE + ["--gain-tau", "2"],
     "cascade-T6": ["--mode", "cascade", "--timesteps", "6", "--norm-steps", "2"] + NONE
-                  + ["--gain-form", "positive"] + FIXED_T,
+                  + ["--gain-form", "positive"] + FIXED_T + INSTANT,
     "cascade-T6-norm-6": ["--mode", "cascade", "--timesteps", "6", "--norm-steps", "6"] + NONE
-                         + ["--gain-form", "positive"] + FIXED_T,
+                         + ["--gain-form", "positive"] + FIXED_T + INSTANT,
     "positive-no-bn": ["--timesteps", "2", "--norm-steps", "1", "--normalization", "none",
                        "--gain-form", "positive", "--no-batch-norm"],
 }

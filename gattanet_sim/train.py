@@ -11,9 +11,10 @@ from `last.pt`, mid-epoch included, with the same data order, augmentation and R
 Recipe (defaults): SGD with Nesterov momentum 0.9, one-cycle learning rate peaking at
 `--lr` 0.1, weight decay 5e-4 (not on the alphas), label smoothing 0.1, batch 128,
 pad-and-crop + flip augmentation. For T > 2 the recipe also gives every timestep batch-norm
-statistics of its own and trains each batch at a T drawn from 2..T (evaluated at T), the two
-changes that made later timesteps no worse than earlier ones (results/README.md, "Time");
-`--norm-steps 2 --no-random-timesteps` gives the earlier recipe back.
+statistics of its own, a gain relaxing to its target with a time constant of 2 steps, and
+trains each batch at a T drawn from 2..T (evaluated at T): the changes that made later
+timesteps no worse than earlier ones (results/README.md, "Time"); `--norm-steps 2 --gain-tau 1
+--no-random-timesteps` gives the earlier recipe back.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from gattanet_sim.data import ImageSet, balanced_subset, batches, epoch_order
 from gattanet_sim.dynamics import MODES, GAttANet
 from gattanet_sim.evaluate import accuracy_per_timestep
 from gattanet_sim.io import atomic_path, atomic_save, git_commit, package_versions, safe_load, write_json
-from gattanet_sim.models import (ATTENTION_OPTIONS, PRESETS, build_model, list_models, per_step_statistics,
+from gattanet_sim.models import (ATTENTION_OPTIONS, PRESETS, build_model, list_models, time_recipe,
                                  resolve_options)
 from gattanet_sim.resnets import STEMS
 
@@ -97,7 +98,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     m.add_argument("--query-leak", type=non_negative_float, default=None,
                    help="lambda of q(t) = lambda q(t-1) + (1 - lambda) q_new (0: no memory)")
     m.add_argument("--gain-tau", type=non_negative_float, default=None,
-                   help="time constant of the gain, in steps (1: instantaneous)")
+                   help="time constant of the gain, in steps (1: instantaneous; recipe: 1, or 2 for T > 2)")
     m.add_argument("--noise-std", type=non_negative_float, default=0.0, help="unit noise sd")
     d = p.add_argument_group("data")
     add_data_arguments(d, dataset_default=None)
@@ -146,7 +147,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for key in keys:  # explicit in config.json, whatever the presets become
         setattr(args, key, resolved.get(key))
     if args.random_timesteps is None:
-        args.random_timesteps = args.attention and per_step_statistics(args.preset, args.timesteps)
+        args.random_timesteps = args.attention and time_recipe(args.preset, args.timesteps)
     if args.attention and args.timesteps > 2 and args.normalization == "none" and args.gain_form == "linear":
         print("warning: a raw agreement with a linear gain can feed on itself over timesteps "
               "(it diverged at T = 4, see README); --normalization standardize prevents it", file=sys.stderr)

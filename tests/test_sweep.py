@@ -85,8 +85,9 @@ def test_every_config_spells_its_factor_explicitly(sweep):
         assert "--timesteps" in args, name
         if "--no-attention" not in args and "--preset" not in args:
             assert "--norm-steps" in args and "--normalization" in args, name
-            if int(args[args.index("--timesteps") + 1]) > 2:  # the default draws T per batch
+            if int(args[args.index("--timesteps") + 1]) > 2:  # the default draws T per batch, tau 2
                 assert "--random-timesteps" in args or "--no-random-timesteps" in args, name
+                assert "--gain-tau" in args, name
 
 
 def test_time_table_gives_steps_drops_and_both_pairings(sweep):

@@ -250,22 +250,24 @@ def test_scheduler_runs_any_number_of_steps(total):
 
 
 # ------------------------------------------------ the recipe for T > 2
-@pytest.mark.parametrize("argv, norm_steps, random_t", [
-    (["--timesteps", "2"], 2, False),  # T = 2: the recipe as it was
-    (["--timesteps", "4"], 4, True),
-    (["--timesteps", "8", "--mode", "cascade"], 8, True),
-    (["--timesteps", "4", "--norm-steps", "2", "--no-random-timesteps"], 2, False),
-    (["--timesteps", "4", "--preset", "paper"], 1, False),
-    (["--timesteps", "4", "--no-attention"], 1, False),
+@pytest.mark.parametrize("argv, norm_steps, tau, random_t", [
+    (["--timesteps", "2"], 2, 1.0, False),  # T = 2: the recipe as it was
+    (["--timesteps", "4"], 4, 2.0, True),
+    (["--timesteps", "8", "--mode", "cascade"], 8, 2.0, True),
+    (["--timesteps", "4", "--norm-steps", "2", "--gain-tau", "1", "--no-random-timesteps"], 2, 1.0, False),
+    (["--timesteps", "4", "--preset", "paper"], 1, 1.0, False),
+    (["--timesteps", "4", "--no-attention"], 1, None, False),
 ])
-def test_recipe_keeps_statistics_per_step_and_draws_t_for_t_above_2(argv, norm_steps, random_t):
+def test_recipe_for_t_above_2_keeps_statistics_per_step_a_gain_tau_and_draws_t(argv, norm_steps, tau, random_t):
     args = parse_args(argv)
-    assert (args.norm_steps, args.random_timesteps) == (norm_steps, random_t)
+    assert (args.norm_steps, args.gain_tau, args.random_timesteps) == (norm_steps, tau, random_t)
 
 
 def test_build_model_picks_the_recipe_for_its_timesteps():
     assert build_model("toy", num_classes=3, widths=(4, 4, 4), hidden=8).config["norm_steps"] == 2
-    assert build_model("toy", num_classes=3, widths=(4, 4, 4), hidden=8, timesteps=6).config["norm_steps"] == 6
+    six = build_model("toy", num_classes=3, widths=(4, 4, 4), hidden=8, timesteps=6)
+    assert six.config["norm_steps"] == 6 and six.attention.gain_tau == 2.0
+    assert build_model("toy", num_classes=3, widths=(4, 4, 4), hidden=8).attention.gain_tau == 1.0
     assert build_model("toy", num_classes=3, widths=(4, 4, 4), hidden=8, timesteps=6,
                        norm_steps=3).config["norm_steps"] == 3
     assert resolve_options("paper", True, 6)["norm_steps"] == 1
