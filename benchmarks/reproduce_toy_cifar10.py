@@ -137,6 +137,8 @@ CONFIGS: dict[str, list[str]] = {
                                   + ["--gain-form", "positive", "--random-timesteps"] + INSTANT,
     "cascade-T6-norm-6-tau-2-random-T": ["--mode", "cascade", "--timesteps", "6", "--norm-steps", "6"] + NONE
                                         + ["--gain-form", "positive", "--gain-tau", "2", "--random-timesteps"],
+    "cascade-T8-norm-8-tau-2-random-T": ["--mode", "cascade", "--timesteps", "8", "--norm-steps", "8"] + NONE
+                                        + ["--gain-form", "positive", "--gain-tau", "2", "--random-timesteps"],
     "divisive-gain": STEPS + NONE + ["--gain-form", "divisive"],
     "divisive-T4-norm-4-random-T": ["--timesteps", "4", "--norm-steps", "4"] + NONE
                                    + ["--gain-form", "divisive", "--random-timesteps"] + INSTANT,
