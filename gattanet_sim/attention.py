@@ -155,7 +155,8 @@ def gain_from_agreement(alpha: torch.Tensor, a: torch.Tensor, form: str) -> torc
 
 
 def divisive_gain(field: torch.Tensor, drive: torch.Tensor, s: float = SEMI_SATURATION) -> torch.Tensor:
-    """The normalization model of attention (Reynolds & Heeger 2009) as a gain, (B, P) each:
+    """The normalization model of attention (Reynolds & Heeger 2009) as a gain; field, drive
+    and gain share one shape, (B, H, W) or (B, N):
 
         g(x) = A(x) (1 + s) mean_x E / (s mean_x E + mean_x A(x) E(x))
 
@@ -165,7 +166,7 @@ def divisive_gain(field: torch.Tensor, drive: torch.Tensor, s: float = SEMI_SATU
     it: attended positions gain what the others lose. The semi-saturation s, in units of the
     mean drive, keeps the gain scale-free and below 2 (1 + s) / s; a silent area (E = 0) takes
     A (1 + s) / s, acting on nothing."""
-    e, a = drive.flatten(1), field.flatten(1)  # (B, P)
+    e, a = drive.flatten(1), field.flatten(1)  # (B, P): P positions or units
     mean_e = e.mean(dim=1, keepdim=True)  # (B, 1)
     pooled = (a * e).mean(dim=1, keepdim=True) / mean_e.clamp_min(1e-12)  # (B, 1): E-weighted mean of A
     return (a * (1 + s) / (s + pooled)).view_as(field)  # (B, P) -> the field's shape
