@@ -372,6 +372,12 @@ def noise_curve(configs: list[str], data_root: str) -> list[dict]:
     return rows
 
 
+def noise_configs(rows: list[dict], curve: list[str]) -> list[str]:
+    """The table and figure show every configuration measured so far, not only this call's
+    `curve`: a call for one new configuration used to rewrite them with that one alone."""
+    return list(dict.fromkeys([*(r["config"] for r in rows), *curve]))
+
+
 def write_noise_outputs(rows: list[dict], configs: list[str]) -> None:
     """Table (mean +- sd over seeds) and figure of accuracy against pixel noise."""
     import matplotlib
@@ -444,7 +450,8 @@ def main() -> None:
         p.error(f"unknown configuration(s) {', '.join(unknown)}; known: {', '.join(CONFIGS)}")
     set_threads()
     if curve:
-        write_noise_outputs(noise_curve(curve, args.data_root), curve)
+        rows = noise_curve(curve, args.data_root)
+        write_noise_outputs(rows, noise_configs(rows, curve))
         return
     rows = ledger()
     if not args.table_only:

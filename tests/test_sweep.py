@@ -182,3 +182,10 @@ def test_gpu_table_pairs_runs_on_the_same_gpu_only():
     assert line.endswith(f"| 52.33 | +2.00 [{2 - noise_half:+.2f}, {2 + noise_half:+.2f}] (n=3, p=0.074, vs baseline) |")
     h200 = lines[lines.index("**H200**"):]
     assert [x.split(" |")[0] for x in h200 if x.startswith("| ") and "---" not in x][1:] == ["| baseline"]
+
+
+def test_noise_outputs_keep_every_configuration_measured(sweep):
+    rows = [{"config": "baseline", "seed": 0, "noise_std": 0.1, "accuracy": 0.5},
+            {"config": "positive-gain", "seed": 0, "noise_std": 0.1, "accuracy": 0.52}]
+    assert sweep.noise_configs(rows, ["positive-gain"]) == ["baseline", "positive-gain"]
+    assert sweep.noise_configs(rows, ["paper"]) == ["baseline", "positive-gain", "paper"]
