@@ -12,6 +12,10 @@ The equations of GAttANet (VanRullen & Alamia 2021), one short function each:
     q = beta q_template + (1 - beta) q            `top_down_query`: a cue from a higher region
     q(t) = lambda q(t-1) + (1 - lambda) q_new     `leaky_query`: the region's own state (option)
     g(t) = g(t-1) + (g_target(t) - g(t-1)) / tau  `relax_gain`: a gain with a time constant (option)
+    f_i = W_k^i^T q,  g_i(c) = 2 sigmoid(alpha f_c)  `AttentionRegion.feature_loading`: a gain per
+        feature (channel or unit), the same at every position: feature-based attention (option)
+    k_i(x) = W_k^i r_i(x) + P_i(x)                `AttentionRegion.position_code`: keys that carry
+        their position (option), so that a query can name a location: spatial attention
 
 Keys and queries are linear in the rates, so the region never needs a d-vector at every
 position: the mean query is the projection of the mean rate, and k(x) . q = r(x) . (W_k^T q).
@@ -34,6 +38,9 @@ SEMI_SATURATION = 1.0  # s of `divisive_gain`, in units of the area's mean drive
 KEY_TIMES = ("previous", "current")
 GAIN_POSITIONS = ("post", "pre")
 CONDITIONS = ("bottom-up", "template", "mixed", "off")
+ALPHA_SIGNS = ("free", "positive")
+GAIN_MAPS = ("position", "feature", "both")
+KEY_POSITIONS = ("none", "learned", "sinusoidal")
 
 
 @dataclass
@@ -172,6 +179,32 @@ def divisive_gain(field: torch.Tensor, drive: torch.Tensor, s: float = SEMI_SATU
     return (a * (1 + s) / (s + pooled)).view_as(field)  # (B, P) -> the field's shape
 
 
+def sinusoidal_code(key_dim: int, height: int, width: int) -> torch.Tensor:
+    """A fixed 2-D position code, (d, H, W), of unit norm at every position.
+
+    Positions are the centres of the area's grid in coordinates of the visual field, (0, 1)
+    on each axis, so one point of the field has (nearly) one code in every area whatever its
+    grid. A quarter of the dimensions each is sin and cos of x and of y at angular frequencies
+    w_k = pi k / n, k = 1..n: P(x) . P(y) = mean over axes and k of cos(w_k (x - y)), 1 at
+    x = y; no frequency turns more than half a cycle over the field, so it falls monotonically
+    with distance (a broad spotlight, without the side lobes of higher frequencies). d not a
+    multiple of 4 leaves the last dimensions 0."""
+    n = key_dim // 4
+    if n < 1:
+        raise ValueError(f"a sinusoidal position code needs key_dim >= 4, got {key_dim}")
+    omega = math.pi * torch.arange(1, n + 1) / n  # (n,)
+
+    def axis(size: int) -> torch.Tensor:
+        u = (torch.arange(size) + 0.5) / size  # (size,) centres in (0, 1)
+        angle = omega[:, None] * u[None]  # (n, size)
+        return torch.cat([angle.sin(), angle.cos()])  # (2n, size)
+
+    code = torch.cat([axis(width)[:, None, :].expand(2 * n, height, width),
+                      axis(height)[:, :, None].expand(2 * n, height, width)])  # (4n, H, W)
+    code = code / math.sqrt(2 * n)  # unit norm at every position
+    return torch.cat([code, code.new_zeros(key_dim - 4 * n, height, width)])  # (d, H, W)
+
+
 def _check(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
@@ -195,6 +228,22 @@ class AttentionRegion(nn.Module):
             nonlinearity; "pre": it multiplies the drive, before the nonlinearity.
         query_leak: lambda of `leaky_query` (0: the paper, a query without memory).
         gain_tau: tau of `relax_gain`, in timesteps (1: the paper, an instantaneous gain).
+        alpha_sign: "free" (the paper) or "positive": alpha = softplus(rho) >= 0, so that
+            agreeing with the query can only raise the gain. Started at `alpha_init` when it is
+            above 0, else at softplus(0) = ln 2 (a softplus started near 0 would barely learn:
+            its slope there is its value).
+        gain_map: "position" (the paper: one gain per position, shared by every channel),
+            "feature" (one gain per channel or unit, 2 sigmoid(alpha f_c) with f = W_k^T q,
+            the same at every position: global feature-based attention), or "both" (their
+            product; the feature gain then has an alpha of its own, `feature_alpha`, at 0).
+        key_position: "none" (the paper: keys carry features only), "learned" (a code P(x)
+            per conv area, started at 0) or "sinusoidal" (`sinusoidal_code`, fixed) added to
+            every key, k(x) = W_k r(x) + P(x), and to every query weighted by the position's
+            mean rate m(x), q(x) = W_q r(x) + m(x) P(x), so that the pooled query points where
+            the activity is and a template made from a stimulus shown alone names its place.
+        sides: area -> side of its grid of positions (needed by learned position codes).
+        cue_classes: K > 0 gives the region K learned templates (`cues`, (K, d)), one per
+            class, the top-down cues of a cued task (`train --task cued-detection`).
     """
 
     def __init__(
@@ -209,6 +258,11 @@ class AttentionRegion(nn.Module):
         gain_position: str = "post",
         query_leak: float = 0.0,
         gain_tau: float = 1.0,
+        alpha_sign: str = "free",
+        gain_map: str = "position",
+        key_position: str = "none",
+        sides: dict[str, int] | None = None,
+        cue_classes: int = 0,
     ) -> None:
         super().__init__()
         if key_dim < 1:
@@ -221,6 +275,11 @@ class AttentionRegion(nn.Module):
             raise ValueError(f"query_leak must lie in [0, 1), got {query_leak}")
         if not gain_tau >= 1:
             raise ValueError(f"gain_tau must be at least 1, got {gain_tau}")
+        _check("alpha_sign", alpha_sign, ALPHA_SIGNS)
+        _check("gain_map", gain_map, GAIN_MAPS)
+        _check("key_position", key_position, KEY_POSITIONS)
+        if cue_classes < 0:
+            raise ValueError(f"cue_classes must be >= 0, got {cue_classes}")
         self.kinds = {name: kind for name, (kind, _) in areas.items()}
         self.key_dim = key_dim
         self.normalization = normalization
@@ -229,13 +288,28 @@ class AttentionRegion(nn.Module):
         self.gain_position = gain_position
         self.query_leak = query_leak
         self.gain_tau = gain_tau
+        self.alpha_sign = alpha_sign
+        self.gain_map = gain_map
+        self.key_position = key_position
         names = list(areas)
         self.gained = names if readout_gain else names[:-1]
         self.query = nn.ParameterDict({n: self._projection(*areas[n]) for n in names})
         self.key = nn.ParameterDict({n: self._projection(*areas[n]) for n in self.gained})
-        self.alpha = nn.ParameterDict(
-            {n: nn.Parameter(torch.tensor(float(alpha_init))) for n in self.gained}
-        )
+        start = float(alpha_init)
+        if alpha_sign == "positive":  # rho with softplus(rho) = alpha_init, or 0 (alpha ln 2)
+            start = math.log(math.expm1(start)) if start > 0 else 0.0
+        self.alpha = nn.ParameterDict({n: nn.Parameter(torch.tensor(start)) for n in self.gained})
+        if gain_map == "both":
+            self.feature_alpha = nn.ParameterDict(  # free: 0, neutral; positive: ln 2
+                {n: nn.Parameter(torch.tensor(0.0)) for n in self.gained})
+        conv = [n for n in names if areas[n][0] == "conv"]
+        if key_position == "learned":
+            if sides is None or any(n not in sides for n in conv):
+                raise ValueError("learned position codes need the side of every conv area")
+            self.position = nn.ParameterDict(
+                {n: nn.Parameter(torch.zeros(key_dim, sides[n], sides[n])) for n in conv})
+        self.cues = nn.Parameter(torch.randn(cue_classes, key_dim) / math.sqrt(key_dim)) \
+            if cue_classes else None
 
     def _projection(self, kind: str, units: int) -> nn.Parameter:
         """Conv: a (d, C) 1x1 projection, initialised like nn.Conv2d; dense: (N, d) vectors."""
@@ -244,8 +318,30 @@ class AttentionRegion(nn.Module):
             return nn.Parameter(torch.empty(self.key_dim, units).uniform_(-bound, bound))
         return nn.Parameter(torch.randn(units, self.key_dim) / math.sqrt(self.key_dim))
 
+    def alpha_of(self, name: str, feature: bool = False) -> torch.Tensor:
+        """The alpha that sets an area's gain (its feature gain's with `feature` and gain_map
+        "both"): the parameter itself, or its softplus when alphas are kept >= 0."""
+        raw = self.feature_alpha[name] if feature and self.gain_map == "both" else self.alpha[name]
+        return nn.functional.softplus(raw) if self.alpha_sign == "positive" else raw
+
+    def alpha_values(self) -> dict[str, float]:
+        """Every area's alpha as it acts (feature alphas as "AREA:feature"), for logs."""
+        values = {n: self.alpha_of(n).item() for n in self.gained}
+        if self.gain_map == "both":
+            values.update({f"{n}:feature": self.alpha_of(n, True).item() for n in self.gained})
+        return values
+
+    def position_code(self, name: str, rate: torch.Tensor) -> torch.Tensor | None:
+        """P of a conv area whose rate is `rate` (B, C, H, W): (d, H, W); None without one."""
+        if self.key_position == "none" or self.kinds[name] != "conv":
+            return None
+        if self.key_position == "learned":
+            return self.position[name]
+        return sinusoidal_code(self.key_dim, *rate.shape[2:]).to(rate)  # (d, H, W)
+
     def project(self, name: str, weight: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
-        """Keys or queries of every position/unit of an area: -> (B, P, d)."""
+        """The feature part of the keys or queries of every position/unit of an area: -> (B, P, d)
+        (the literal formula; `mean_query` and `agreement_map` add the position code)."""
         if self.kinds[name] == "conv":
             return (weight @ rate.flatten(2)).transpose(1, 2)  # (d, C) @ (B, C, HW) -> (B, HW, d)
         return rate.unsqueeze(-1) * weight  # (B, N, 1) * (N, d) -> (B, N, d)
@@ -253,7 +349,11 @@ class AttentionRegion(nn.Module):
     def mean_query(self, name: str, rate: torch.Tensor) -> torch.Tensor:
         """mean_x q_i(x) = W_q mean_x r_i(x): project the area's mean rate, (B, d)."""
         if self.kinds[name] == "conv":
-            return rate.mean(dim=(2, 3)) @ self.query[name].T  # (B, C) @ (C, d)
+            q = rate.mean(dim=(2, 3)) @ self.query[name].T  # (B, C) @ (C, d)
+            code = self.position_code(name, rate)  # (d, H, W) | None
+            if code is not None:  # + mean_x m(x) P(x), m(x) the position's mean rate
+                q = q + torch.einsum("bhw,dhw->bd", rate.mean(dim=1), code) / code[0].numel()
+            return q  # (B, d)
         return rate @ self.query[name] / rate.shape[1]  # (B, N) @ (N, d), mean over units
 
     def observe(self, rates: dict[str, torch.Tensor | None], source: QuerySource | None = None,
@@ -279,17 +379,35 @@ class AttentionRegion(nn.Module):
         if self.kinds[name] == "conv":
             w = query @ self.key[name]  # (B, d) @ (d, C) -> (B, C)
             a = (w.unsqueeze(1) @ rate.flatten(2)).squeeze(1)  # (B, 1, C) @ (B, C, HW) -> (B, HW)
+            code = self.position_code(name, rate)  # (d, H, W) | None
+            if code is not None:
+                a = a + query @ code.flatten(1)  # + P(x) . q: (B, d) @ (d, HW) -> (B, HW)
         else:
             a = rate * (query @ self.key[name].T)  # (B, N) * ((B, d) @ (d, N)) -> (B, N)
         return normalise(a, self.normalization)
+
+    def feature_loading(self, name: str, query: torch.Tensor) -> torch.Tensor:
+        """f = W_k^T q, how much each channel (conv) or unit (dense) of an area agrees with the
+        query, wherever it is: a(x) = r(x) . f is the agreement map. (B, d) -> (B, C) | (B, N)."""
+        if self.kinds[name] == "conv":
+            return query @ self.key[name]  # (B, d) @ (d, C) -> (B, C)
+        return query @ self.key[name].T  # (B, d) @ (d, N) -> (B, N)
+
+    def feature_gain(self, name: str, query: torch.Tensor) -> torch.Tensor:
+        """One gain per channel or unit from its loading on the query, the same at every
+        position: 2 sigmoid(alpha f_c) (the region's form; the divisive one divides positions
+        only, so its features take the positive form). (B, d) -> (B, C) | (B, N)."""
+        f = normalise(self.feature_loading(name, query), self.normalization)  # (B, C) | (B, N)
+        form = "positive" if self.gain_form == "divisive" else self.gain_form
+        return gain_from_agreement(self.alpha_of(name, feature=True), f, form)
 
     def gain(self, name: str, a: torch.Tensor, rate: torch.Tensor | None = None) -> torch.Tensor:
         """The gain sent to an area from its agreement map, (B, P) -> (B, P); the divisive form
         also needs the area's ungained `rate` of this step, its stimulus drive."""
         if self.gain_form != "divisive":
-            return gain_from_agreement(self.alpha[name], a, self.gain_form)
+            return gain_from_agreement(self.alpha_of(name), a, self.gain_form)
         if rate is None:
             raise ValueError("the divisive gain needs the area's rate")
-        field = gain_from_agreement(self.alpha[name], a, "positive")  # A: (B, H, W) | (B, N)
+        field = gain_from_agreement(self.alpha_of(name), a, "positive")  # A: (B, H, W) | (B, N)
         drive = rate.abs().sum(dim=1) if rate.dim() == 4 else rate.abs()  # E: (B, H, W) | (B, N)
         return divisive_gain(field, drive)

@@ -42,6 +42,11 @@ from gattanet_sim.attention import (
 MODES = ("sweep", "cascade")
 
 
+def feature_key(name: str) -> str:
+    """Where a step's gains keep an area's feature gain (gain_map "feature" or "both")."""
+    return f"{name}:feature"
+
+
 def _map_shape(drive: torch.Tensor) -> tuple[int, ...]:
     """Shape of an area's agreement/gain map: one value per position (conv) or unit (dense)."""
     return (drive.shape[0], *drive.shape[2:]) if drive.dim() == 4 else tuple(drive.shape)
@@ -61,6 +66,7 @@ class Trajectory:
     area_queries: dict[str, torch.Tensor] = field(default_factory=dict)  # area -> (T, B, d)
     agreement: dict[str, torch.Tensor] = field(default_factory=dict)  # (T, B, H, W) | (T, B, N)
     gain: dict[str, torch.Tensor] = field(default_factory=dict)  # same shapes as agreement
+    feature_gain: dict[str, torch.Tensor] = field(default_factory=dict)  # (T, B, C) | (T, B, N)
     activity: dict[str, torch.Tensor] = field(default_factory=dict)  # (T, B, C, H, W) | (T, B, N)
 
     @property
@@ -201,21 +207,31 @@ class GAttANet(nn.Module):
                 drive = area.drive(x, step)  # (B, C, H, W) | (B, N)
             if self.noise_std > 0:
                 drive = drive + self.noise_std * torch.randn_like(drive)
-            gain = None
+            gain = features = None
             if state is not None and name in self.attention.key:
                 a = self._agreement(name, area, drive, state)  # (B, P) or None
                 if a is not None:
                     agreements[name] = a.view(_map_shape(drive))  # (B, H, W) | (B, N)
-                    plain = area.activate(drive) if self.attention.gain_form == "divisive" else None
-                    gain = self.attention.gain(name, agreements[name], plain)  # the target
-                    if self.attention.gain_tau != 1:
-                        before = (previous_gains or {}).get(name)
-                        gain = relax_gain(torch.ones_like(gain) if before is None else before, gain,
-                                          self.attention.gain_tau)
-                    gains[name] = gain
-            rates[name] = self._activate(area, drive, gain)
+                    if self.attention.gain_map != "feature":
+                        plain = area.activate(drive) if self.attention.gain_form == "divisive" else None
+                        gain = self.attention.gain(name, agreements[name], plain)  # the target
+                        gain = gains[name] = self._relax(gain, previous_gains, name)
+                    if self.attention.gain_map != "position":
+                        features = self.attention.feature_gain(name, state.query)  # (B, C) | (B, N)
+                        key = feature_key(name)
+                        features = gains[key] = self._relax(features, previous_gains, key)
+            rates[name] = self._activate(area, drive, gain, features)
             x = rates[name]
         return rates, agreements, gains
+
+    def _relax(self, target: torch.Tensor, previous_gains: dict | None, key: str) -> torch.Tensor:
+        """The gain of this step: its target, or with `gain_tau` > 1 a step towards it from the
+        gain of the previous step (1 where none acted)."""
+        if self.attention.gain_tau == 1:
+            return target
+        before = (previous_gains or {}).get(key)
+        return relax_gain(torch.ones_like(target) if before is None else before, target,
+                          self.attention.gain_tau)
 
     def _agreement(self, name: str, area: nn.Module, drive: torch.Tensor, state: AttentionState):
         """Agreement that sets this step's gain: keys of step t-1, or of this step's ungained rate."""
@@ -225,12 +241,19 @@ class GAttANet(nn.Module):
             rate = area.activate(drive)
         return None if rate is None else self.attention.agreement_map(name, rate, state.query)
 
-    def _activate(self, area: nn.Module, drive: torch.Tensor, gain: torch.Tensor | None):
-        """Rate of an area: the gain multiplies the drive ("pre") or the rate ("post")."""
-        if gain is None:
+    def _activate(self, area: nn.Module, drive: torch.Tensor, gain: torch.Tensor | None,
+                  features: torch.Tensor | None = None):
+        """Rate of an area: the gain multiplies the drive ("pre") or the rate ("post"); a gain
+        per position, per feature (channel or unit), or both."""
+        if gain is None and features is None:
             return area.activate(drive)
         if drive.dim() == 4:
-            gain = gain.unsqueeze(1)  # (B, 1, H, W): one gain per position, for every channel
+            gain = None if gain is None else gain.unsqueeze(1)  # (B, 1, H, W): per position
+            features = None if features is None else features[:, :, None, None]  # (B, C, 1, 1)
+        if gain is None or features is None:
+            gain = features if gain is None else gain
+        else:
+            gain = gain * features  # (B, C, H, W) | (B, N)
         if self.attention.gain_position == "pre":
             return area.activate(drive * gain)
         return area.activate(drive) * gain
@@ -263,6 +286,9 @@ class GAttANet(nn.Module):
                 map_shape = _map_shape(torch.empty(shapes[n], device="meta"))
                 traj.agreement[n] = stack([a.get(n) for a in record["agreement"]], 0.0, map_shape)
                 traj.gain[n] = stack([g.get(n) for g in record["gain"]], 1.0, map_shape)
+                if self.attention.gain_map != "position":
+                    traj.feature_gain[n] = stack([g.get(feature_key(n)) for g in record["gain"]], 1.0,
+                                                 shapes[n][:2])
         if record["activity"] is not None:
             traj.activity = {n: stack([r[n] for r in record["activity"]], 0.0, shapes[n]) for n in names}
         return traj

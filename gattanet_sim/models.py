@@ -13,7 +13,7 @@ from gattanet_sim.resnets import resnet_backbone
 
 ATTENTION_OPTIONS = (
     "normalization", "gain_form", "readout_gain", "alpha_init", "keys", "gain_position",
-    "query_leak", "gain_tau",
+    "query_leak", "gain_tau", "alpha_sign", "gain_map", "key_position", "cue_classes",
 )
 
 # Named readings of the paper's open details (MISSION.md). "paper" is the literal one: one set
@@ -27,7 +27,8 @@ ATTENTION_OPTIONS = (
 PRESETS: dict[str, dict] = {
     "paper": {"norm_steps": 1, "normalization": "none", "gain_form": "linear",
               "readout_gain": True, "alpha_init": 0.0, "keys": "previous", "gain_position": "post",
-              "query_leak": 0.0, "gain_tau": 1.0},
+              "query_leak": 0.0, "gain_tau": 1.0, "alpha_sign": "free", "gain_map": "position",
+              "key_position": "none", "cue_classes": 0},
 }
 # For T > 2 the recipe (`time_recipe`) gives every step batch-norm statistics of its own: with
 # two sets, steps 1..T-1 were normalised with statistics of a mixture of differently gained
@@ -79,7 +80,7 @@ def _assemble(
         if names[-1] not in chosen:
             options = {**options, "readout_gain": True}  # the last chosen area is not the read-out
         areas = {name: (backbone.areas[name].kind, backbone.areas[name].units) for name in chosen}
-        region = AttentionRegion(areas, key_dim=key_dim, **options)
+        region = AttentionRegion(areas, key_dim=key_dim, sides=backbone.sides(), **options)
     return GAttANet(backbone, region, mode=mode, noise_std=noise_std)
 
 

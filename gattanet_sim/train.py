@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from gattanet_sim.attention import GAIN_FORMS, GAIN_POSITIONS, KEY_TIMES, NORMALISATIONS
+from gattanet_sim.attention import (ALPHA_SIGNS, GAIN_FORMS, GAIN_MAPS, GAIN_POSITIONS, KEY_POSITIONS,
+                                    KEY_TIMES, NORMALISATIONS)
 from gattanet_sim.cli import (
     Parser, UsageError, add_data_arguments, int_list, load_data, main_guard, name_list,
     non_negative_float, pick_device, positive_int, set_threads,
@@ -50,7 +51,8 @@ from gattanet_sim.resnets import STEMS
 # the options it resolves to are compared one by one).
 RESUMABLE = ("resume", "device", "quiet", "preset", "precision", "compile")
 LATER = {"query_leak": 0.0, "gain_tau": 1.0, "stem": None, "per_block": False, "weights": None,
-         "attention_areas": None, "random_timesteps": False}  # options newer than some saved runs: their value then
+         "attention_areas": None, "random_timesteps": False, "alpha_sign": "free",
+         "gain_map": "position", "key_position": "none", "cue_classes": 0}  # options newer than some saved runs: their value then
 
 
 SYNC_EVERY = 50  # on a GPU: steps between the loop's waits for the device (finiteness, progress)
@@ -99,6 +101,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="lambda of q(t) = lambda q(t-1) + (1 - lambda) q_new (0: no memory)")
     m.add_argument("--gain-tau", type=non_negative_float, default=None,
                    help="time constant of the gain, in steps (1: instantaneous; recipe: 1, or 2 for T > 2)")
+    m.add_argument("--alpha-sign", choices=ALPHA_SIGNS, default=None,
+                   help="free (the paper) or positive: alpha = softplus(rho) >= 0")
+    m.add_argument("--gain-map", choices=GAIN_MAPS, default=None,
+                   help="position (the paper), feature (a gain per channel from W_k^T q, global "
+                        "over positions: feature-based attention) or both")
+    m.add_argument("--key-position", choices=KEY_POSITIONS, default=None,
+                   help="none (the paper), learned or sinusoidal: a position code added to the "
+                        "keys (and queries), so that a cue can name a location")
     m.add_argument("--noise-std", type=non_negative_float, default=0.0, help="unit noise sd")
     d = p.add_argument_group("data")
     add_data_arguments(d, dataset_default=None)
@@ -143,7 +153,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--label-smoothing must be below 1")
     keys = ("norm_steps", *ATTENTION_OPTIONS)
     resolved = resolve_options(args.preset, args.attention, args.timesteps,
-                               **{k: getattr(args, k) for k in keys})
+                               **{k: getattr(args, k, None) for k in keys})
     for key in keys:  # explicit in config.json, whatever the presets become
         setattr(args, key, resolved.get(key))
     if args.random_timesteps is None:
@@ -170,7 +180,9 @@ def model_options(args: argparse.Namespace, num_classes: int, image_size: int) -
         options.update(normalization=args.normalization, gain_form=args.gain_form,
                        readout_gain=args.readout_gain, alpha_init=args.alpha_init,
                        keys=args.keys, gain_position=args.gain_position,
-                       query_leak=args.query_leak, gain_tau=args.gain_tau)
+                       query_leak=args.query_leak, gain_tau=args.gain_tau,
+                       alpha_sign=args.alpha_sign, gain_map=args.gain_map,
+                       key_position=args.key_position, cue_classes=args.cue_classes)
     return options
 
 
@@ -455,7 +467,7 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
                "val_accuracy": val["accuracy"], "val_loss": val["loss"],
                "lr": scheduler.get_last_lr()[0], "seconds": seconds}
         if model.attention is not None:
-            row["alpha"] = {n: round(a.item(), 5) for n, a in model.attention.alpha.items()}
+            row["alpha"] = {n: round(a, 5) for n, a in model.attention.alpha_values().items()}
         history.append(row)
         if context.main:
             print(f"epoch {epoch + 1}: loss {row['train_loss']:.3f} train {row['train_accuracy']:.4f} "
