@@ -53,7 +53,7 @@ from gattanet_sim.recording import (
     time_bin_ms, time_mapping,
 )
 from gattanet_sim.stimuli import StimulusError, StimulusSet
-from gattanet_sim.templates import Templates, from_model
+from gattanet_sim.templates import TemplateError, Templates, from_model
 
 CONDITIONS = ("bottom-up", "off", "template", "mixed", "valid", "invalid", "neutral")
 CUES = ("valid", "invalid", "neutral")
@@ -241,6 +241,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "templates (default: orientation | target)")
     p.add_argument("--template-images", type=positive_int, default=100,
                    help="clean images per class for class templates (composite, noisy)")
+    p.add_argument("--template-centring", type=float, default=None, metavar="LAMBDA",
+                   help="centred templates q_bar + LAMBDA (q_c - q_bar) (default: the raw ones)")
     p.add_argument("--save-templates", type=Path, default=None, help="write the templates here")
     g = p.add_argument_group("paradigm (see gattanet_sim.stimuli; defaults: the paradigm's)")
     g.add_argument("--orientations", type=_floats, default=None)
@@ -390,6 +392,11 @@ def main(argv: list[str] | None = None) -> int:
                              f"query has {model.attention.key_dim}")
     elif needs_templates:
         templates = make_templates(model, args, stimuli, source, by, device)
+    if templates is not None and args.template_centring is not None:
+        try:
+            templates = templates.centred(args.template_centring)
+        except TemplateError as err:
+            raise UsageError(str(err)) from None
     if args.save_templates and templates is not None:
         templates.save(args.save_templates)
     attend = templates.names if templates is not None and args.attend is None else (
@@ -412,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
         paradigm_parameters=json.dumps(stimuli.parameters), conditions=",".join(conditions),
         attend=",".join(attend), beta=args.beta, template_by=by,
         templates=templates.to_json() if templates is not None else "",
+        template_cosines=json.dumps(templates.cosines()) if templates is not None else "",
+        template_cosine_mean=templates.cosines()["mean"] if templates is not None else float("nan"),
         checkpoint=str(path), checkpoint_sha256=checkpoint_sha, dataset=dataset,
         split=args.split if source is not None else "", timesteps=timesteps, trials=args.trials,
         unit_noise=model.noise_std, seed=args.seed, probe_seed=args.probe_seed,

@@ -209,3 +209,37 @@ def test_attention_to_preferred_recovers_a_planted_ratio():
     assert low <= 1.3 <= high
     with pytest.raises(AnalysisError, match="needs coordinate 'condition'"):
         attention_to_preferred(_planted_pairs().drop_vars("condition"))
+
+
+def test_centred_templates_keep_the_mean_and_scale_what_sets_them_apart():
+    raw = Templates({"a": torch.tensor([1.0, 1.0, 0.1]), "b": torch.tensor([1.0, 1.0, -0.1])})
+    assert raw.cosines()["mean"] == pytest.approx(0.99, abs=0.01)  # nearly one vector
+    centred = raw.centred(0.0)
+    assert torch.equal(centred["a"], raw.mean()) and torch.equal(centred["b"], raw.mean())
+    far = raw.centred(20.0)  # q_bar + 20 (q_c - q_bar): by hand
+    torch.testing.assert_close(far["a"], torch.tensor([1.0, 1.0, 2.0]))
+    torch.testing.assert_close(far.mean(), raw.mean())  # the neutral cue does not move
+    assert far.cosines()["mean"] == pytest.approx(-1 / 3)  # (1 + 1 - 4) / 6 by hand
+    assert far.cosines()["matrix"][0][0] == pytest.approx(1.0)
+    assert far.source["centring"] == 20.0
+    with pytest.raises(TemplateError, match="finite"):
+        raw.centred(float("nan"))
+
+
+def test_experiment_centres_templates_and_reports_their_cosines(checkpoint, tmp_path):
+    out = tmp_path / "c.nc"
+    assert run(checkpoint, out, "--paradigm", "gratings", "--orientations", "0,45,90",
+               "--conditions", "valid,neutral", "--units", "5", "--template-centring", "3") == 0
+    ds = open_recording(out)
+    templates = Templates.from_json(ds.attrs["templates"])
+    assert templates.source["centring"] == 3.0
+    cosines = json.loads(ds.attrs["template_cosines"])
+    assert cosines["names"] == templates.names
+    assert float(ds.attrs["template_cosine_mean"]) == pytest.approx(templates.cosines()["mean"])
+    raw = tmp_path / "r.nc"
+    assert run(checkpoint, raw, "--paradigm", "gratings", "--orientations", "0,45,90",
+               "--conditions", "valid", "--units", "5") == 0
+    raw_templates = Templates.from_json(open_recording(raw).attrs["templates"])
+    for name in templates.names:  # q_bar + 3 (q_c - q_bar), from the raw ones of the same run
+        expected = raw_templates.mean() + 3 * (raw_templates[name] - raw_templates.mean())
+        torch.testing.assert_close(templates[name], expected, rtol=1e-5, atol=1e-6)
