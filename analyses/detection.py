@@ -2,9 +2,10 @@
 
     python analyses/detection.py RECORDING.nc --out results/detection
 
-The recording holds logits (presentation, class, time_bin) and, per presentation, question,
-present (0/1), cue_type (valid, neutral, invalid, shuffled, negated, none), cue, display
-(array or grey) and stimulus_id (each display once under every cue type). The model answers
+The recording (`python -m gattanet_sim.experiment RUN --paradigm cued_detection ...`) holds
+logits (presentation, class, time_bin) and, per presentation, question, present (0/1), cue
+(its type: valid, neutral, invalid, shuffled, negated, none), attended (the class it names),
+display (array or grey) and stimulus_id (each display once under every cue type). The model answers
 "yes" when the question class's logit is > 0.
 
 Writes detection.csv (per display, cue type and time bin: hit and false-alarm rates with

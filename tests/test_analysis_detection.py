@@ -51,8 +51,8 @@ def _recording(displays: int = 1000, grey: int = 100, rho: float = 0.9, seed: in
             {"logits": (("presentation", "class", "time_bin"), logits)},
             coords={"stimulus_id": ("presentation", [f"s{i}" for i in range(n)]),
                     "display": ("presentation", kind), "question": ("presentation", CLASSES[q]),
-                    "present": ("presentation", present), "cue": ("presentation", cue),
-                    "cue_type": ("presentation", np.full(n, cue_type)), "label": ("presentation", q),
+                    "present": ("presentation", present), "attended": ("presentation", cue),
+                    "cue": ("presentation", np.full(n, cue_type)), "label": ("presentation", q),
                     "class": CLASSES, "time_bin": [0, 1]}))
     ds = xr.concat(parts, "presentation")
     return ds.isel(presentation=rng.permutation(ds.sizes["presentation"]))
@@ -189,7 +189,7 @@ def test_seed_summary_is_a_t_interval_over_seeds():
 
 @pytest.mark.parametrize("change, message", [
     (lambda d: d.drop_vars("logits"), "needs variable 'logits'"),
-    (lambda d: d.drop_vars("cue_type"), "needs coordinate 'cue_type'"),
+    (lambda d: d.drop_vars("cue"), "needs coordinate 'cue'"),
     (lambda d: d.assign_coords(question=("presentation", np.where(
         np.arange(d.sizes["presentation"]) == 3, "emu", d.question.values))), "'emu' is not among"),
     (lambda d: d.assign_coords(present=("presentation", d.present.values * 2)), "present must be 0/1"),

@@ -24,7 +24,9 @@ from gattanet_sim.analysis.common import (
 
 CUE_TYPES = ("valid", "neutral", "invalid", "shuffled", "negated", "none")
 DISPLAYS = ("array", "grey")
-COORDS = ("question", "present", "cue_type", "cue", "display", "stimulus_id")
+# In a recording (the experiment's vocabulary) `cue` is the cue's type and `attended` the class it
+# names; the tables call them cue_type and cue.
+COORDS = ("question", "present", "cue", "attended", "display", "stimulus_id")
 COUNTS = ("hits", "n_present", "false_alarms", "n_absent")
 CHUNK = 250  # resamples drawn at once
 TAILS = (100 * (1 - CONFIDENCE) / 2, 100 * (1 + CONFIDENCE) / 2)
@@ -70,8 +72,8 @@ def responses(ds: xr.Dataset, time_bin: int | None = None) -> pd.DataFrame:
     decision = decision.transpose("presentation", "time_bin").values  # (presentation, time_bin)
     n, bins = decision.shape
     columns = {name: np.repeat(ds[name].values, bins) for name in
-               ("stimulus_id", "display", "cue_type", "cue", "question", "condition", "repetition")
-               if name in ds.coords}
+               ("stimulus_id", "display", "question", "condition", "repetition") if name in ds.coords}
+    columns.update(cue_type=np.repeat(ds["cue"].values, bins), cue=np.repeat(ds["attended"].values, bins))
     return pd.DataFrame({**columns, "present": np.repeat(present, bins),
                          "time_bin": np.tile(logits["time_bin"].values.astype(int), n),
                          "decision": decision.ravel(), "yes": decision.ravel() > 0})
