@@ -8,11 +8,16 @@
 Paradigms (`gattanet_sim.stimuli`): gratings, two_stimulus, composite (2x2 search displays of
 dataset images), noisy (dataset images under pixel noise). Conditions: `bottom-up` (the
 paper's pooled query), `off` (no gain), `template` and `mixed` (`--beta`; one pass per
-template in `--attend`, default all), and the cues `valid` (the template of the image's own
+template in `--attend`, default all), the cues `valid` (the template of the image's own
 target), `invalid` (another template, drawn per image from `--seed`) and `neutral` (the mean
-of all templates). Templates are the mean query per group of images, made on the fly
-(gratings: per orientation; two_stimulus: A and B shown alone; composite and noisy: per class
-from `--template-images` clean images of the split) or loaded with `--templates FILE`.
+of all templates), and two controls: `shuffled` (the valid template's components in a random
+order per image: its values without its class) and `negated` (the valid template reflected
+through the neutral one, 2 q_bar - q_c). Paradigm cued_detection: "is a <question> in this
+array?" (coordinates question, present, display; `cue` is the cue's type, `attended` the
+class it names; analyse with analyses/detection.py). Templates are the mean query per group of images, made on the fly
+(gratings: per orientation; two_stimulus: A and B shown alone; composite, noisy and
+cued_detection: per class from `--template-images` clean images of the split; a model trained
+on the cued task uses its learned cue templates instead) or loaded with `--templates FILE`.
 Cues need a target per image: images without one (two_stimulus's AB displays) are left out
 of the cue conditions.
 
@@ -55,8 +60,9 @@ from gattanet_sim.recording import (
 from gattanet_sim.stimuli import StimulusError, StimulusSet
 from gattanet_sim.templates import TemplateError, Templates, from_model
 
-CONDITIONS = ("bottom-up", "off", "template", "mixed", "valid", "invalid", "neutral")
-CUES = ("valid", "invalid", "neutral")
+CONDITIONS = ("bottom-up", "off", "template", "mixed", "valid", "invalid", "neutral", "shuffled",
+              "negated")
+CUES = ("valid", "invalid", "neutral", "shuffled", "negated")
 ADDED_COORDS = {"condition": "str", "cue": "str", "attended": "str", "template_id": "str",
                 "beta": "float", "repetition": "int"}
 # Paradigm options of the command line -> (paradigm argument, the paradigms that take it).
@@ -70,9 +76,11 @@ OPTIONS = {
     "contrast": ("contrast", ("two_stimulus",)), "spatial_frequency": ("spatial_frequency", ("two_stimulus",)),
     "orientation": ("orientation", ("two_stimulus",)),
     "visual_degrees": ("visual_degrees", ("gratings", "two_stimulus")),
-    "n": ("n", ("composite", "noisy")), "grid": ("grid", ("composite",)), "sigmas": ("sigmas", ("noisy",)),
+    "n": ("n", ("composite", "noisy", "cued_detection")), "grid": ("grid", ("composite", "cued_detection")),
+    "sigmas": ("sigmas", ("noisy",)), "grey": ("grey", ("cued_detection",)),
 }
-TEMPLATE_BY = {"gratings": "orientation", "two_stimulus": "target", "composite": "target", "noisy": "label"}
+TEMPLATE_BY = {"gratings": "orientation", "two_stimulus": "target", "composite": "target", "noisy": "label",
+               "cued_detection": "question"}
 
 
 @dataclass
@@ -133,14 +141,22 @@ def plan(conditions: list[str], targets: list[str], templates: Templates | None,
         rng = np.random.default_rng(seed)
         chosen = []
         for t in targets:
-            if not t or condition == "valid":
+            if not t or condition != "invalid":
                 chosen.append(t)
             else:
                 others = [name for name in templates.names if name != t]
                 chosen.append(others[rng.integers(len(others))])
         names = np.array(chosen, dtype=object)
         vectors = torch.stack([templates[c] if c else torch.zeros(templates.key_dim) for c in chosen])
-        variants.append(Variant("template", condition, names, names, vectors, has_target))
+        ids = names
+        if condition == "negated":  # the valid cue reflected through the neutral one
+            vectors = 2 * templates.mean() - vectors
+            ids = np.array([f"-{c}" if c else "" for c in chosen], dtype=object)
+        if condition == "shuffled":  # the valid cue's components in a random order per image
+            order = torch.from_numpy(np.argsort(rng.random(vectors.shape), axis=1))  # (N, d)
+            vectors = vectors.gather(1, order)
+            ids = np.array([f"~{c}" if c else "" for c in chosen], dtype=object)
+        variants.append(Variant("template", condition, names, ids, vectors, has_target))
     return variants
 
 
@@ -265,6 +281,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     g.add_argument("--n", type=positive_int, default=None, help="composite/noisy: images")
     g.add_argument("--grid", type=positive_int, default=None, help="composite: cells per side")
     g.add_argument("--sigmas", type=_floats, default=None, help="noisy: pixel noise sds")
+    g.add_argument("--grey", type=int, default=None, help="cued_detection: grey control images")
     d = p.add_argument_group("dataset of composite/noisy")
     add_data_arguments(d, dataset_default=None)
     d.add_argument("--split", choices=("train", "val", "test"), default="val")
@@ -332,7 +349,14 @@ def targets_of(stimuli: StimulusSet, by: str, classes: list[str] | None = None) 
 def make_templates(model: GAttANet, args: argparse.Namespace, stimuli: StimulusSet, source,
                    by: str, device: torch.device) -> Templates:
     """Templates on the fly: mean query per group of the paradigm's own images, or per class
-    of clean source images for the dataset paradigms."""
+    of clean source images for the dataset paradigms; a model trained on the cued task has
+    learned one per class, and those are its class templates."""
+    if source is not None and model.attention.cues is not None:
+        classes = list(source[2])
+        cues = model.attention.cues.detach().float().cpu()  # (K, d)
+        if len(cues) != len(classes):
+            raise UsageError(f"the model has {len(cues)} learned cues, the dataset {len(classes)} classes")
+        return Templates({c: cues[i] for i, c in enumerate(classes)}, {"from": "learned cues"})
     if source is not None:
         images, labels, classes = source
         keep = torch.cat([torch.nonzero(labels == c).flatten()[:args.template_images]

@@ -19,7 +19,8 @@ Experimental paradigms, each a function returning a `StimulusSet` (images, one m
 row per image, an identifier, and the parameters that regenerate it, see `make_paradigm`):
 `gratings` (orientation, spatial frequency, phase, contrast, colour, position, size),
 `two_stimulus` (Moran & Desimone 1985; Reynolds et al. 1999), `composite` (dataset images
-tiled into a search display) and `noisy` (dataset images under pixel noise).
+tiled into a search display), `cued_detection` (is a named class in the array? half the
+arrays hold it; grey images as controls) and `noisy` (dataset images under pixel noise).
 
 Coordinates and units. In an image, ``x`` is the column (rightwards) and ``y`` the row
 (downwards); pixel centres sit at ``i + 0.5``, so a 32-pixel image has its centre at (16, 16).
@@ -546,6 +547,111 @@ def composite(
     return _stimulus_set("composite", display, rows, parameters)
 
 
+def detection_arrays(
+    items: torch.Tensor,
+    item_labels: torch.Tensor,
+    pool: torch.Tensor,
+    pool_labels: torch.Tensor,
+    num_classes: int,
+    generator: torch.Generator,
+    grid: int = 2,
+    present_fraction: float = 0.5,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Search arrays for present/absent detection of a named class, one per item.
+
+    Every array holds its item, downscaled into a random cell, and grid*grid - 1 distractors
+    drawn from `pool`. A `present_fraction` of arrays ask about the item's own class (target
+    present); the others ask about another class, drawn uniformly, that no cell holds (absent).
+    Distractors are never of the question's class, so "present" means exactly: one cell of it.
+
+    items (B, 3, H, W) and pool (N, 3, H, W), floats in [0, 1] or uint8; labels (B,), (N,); every
+    class must have pool images. Returns displays (B, 3, H, W) float, question (B,) class
+    indices, present (B,) bool, the item's cell (B,) row-major. Draws come from `generator`.
+    """
+    b, _, h, w = items.shape
+    device = items.device
+    cells = grid * grid
+    present = torch.rand(b, generator=generator) < present_fraction  # (B,)
+    shift = torch.randint(1, num_classes, (b,), generator=generator)  # (B,) another class
+    question = torch.where(present, item_labels.cpu(), (item_labels.cpu() + shift) % num_classes)
+    others = (question[:, None] + torch.randint(1, num_classes, (b, cells - 1), generator=generator)) \
+        % num_classes  # (B, cells-1) distractor classes, never the question's
+    by_class = pool_labels.cpu().argsort(stable=True)  # pool indices grouped by class
+    counts = torch.bincount(pool_labels.cpu(), minlength=num_classes)  # (K,)
+    if (counts[others] == 0).any():
+        _fail("every class needs images in the pool to draw distractors from")
+    starts = counts.cumsum(0) - counts
+    pick = (torch.rand(b, cells - 1, generator=generator) * counts[others]).long()
+    chosen = by_class[starts[others] + pick]  # (B, cells-1) pool indices
+    cell = torch.randint(0, cells, (b,), generator=generator)  # (B,) the item's cell
+
+    def floats(x: torch.Tensor) -> torch.Tensor:
+        return x.float() / 255 if x.dtype == torch.uint8 else x.float()
+
+    tiles = torch.cat([floats(pool[chosen.flatten().to(pool.device)]).to(device)
+                      .view(b, cells - 1, 3, h, w), floats(items)[:, None]], 1)  # (B, cells, 3, H, W)
+    order = torch.arange(cells).expand(b, cells)  # cell -> column of tiles, the item last
+    order = torch.where(order == cell[:, None], cells - 1,
+                        torch.where(order > cell[:, None], order - 1, order))
+    tiles = tiles[torch.arange(b)[:, None], order.to(device)]  # (B, cells, 3, H, W), row-major
+    ch, cw = h // grid, w // grid
+    small = F.interpolate(tiles.flatten(0, 1), size=(ch, cw), mode="bilinear", antialias=True,
+                          align_corners=False)  # (B * cells, 3, h/grid, w/grid)
+    displays = small.view(b, grid, grid, 3, ch, cw).permute(0, 3, 1, 4, 2, 5).reshape(b, 3, h, w)
+    return displays, question.to(device), present.to(device), cell.to(device)
+
+
+def cued_detection(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    classes: Sequence[str],
+    n: int = 400,
+    grid: int = 2,
+    grey: int | None = None,
+    present_fraction: float = 0.5,
+    seed: int = 0,
+) -> StimulusSet:
+    """Present/absent detection of a named class in search arrays (`detection_arrays`), plus
+    uniform grey images: the control display that holds nothing, where a cue can only raise
+    false alarms. The question is balanced over the classes' items (n / K each, in turn);
+    `grey` (default n / 10) grey images ask about every class in turn.
+
+    Metadata: question (class name), label (its index), present (0/1), display ("array" |
+    "grey"), target_position (the question item's cell, -1 if absent), item_class (the class
+    of the item the array was built around), grid.
+    """
+    source, source_labels, classes = _source(images, labels, classes)
+    n = _integer("n", n, 1)
+    grid = _integer("grid", grid, 2)
+    grey = max(1, n // 10) if grey is None else _integer("grey", grey, 0)
+    fraction = _number("present_fraction", present_fraction, 0, 1)
+    seed = _seed(seed)
+    _, _, h, w = source.shape
+    if h % grid or w % grid:
+        _fail(f"grid must divide the image size {h}x{w}, got {grid}")
+    k = len(classes)
+    if k < 2 or (torch.bincount(source_labels, minlength=k) == 0).any():
+        _fail("cued detection needs at least 2 classes, each with images")
+    g = torch.Generator().manual_seed(seed)
+    index = _balanced_sample(source_labels, n, g)  # (n,) items, classes in turn
+    arrays, question, present, cell = detection_arrays(
+        source[index], source_labels[index], source, source_labels, k, g, grid, fraction)
+    grey_images = torch.full((grey, 3, h, w), 0.5)
+    grey_question = torch.arange(grey) % k
+    rows = {
+        "question": [classes[q] for q in question.tolist()] + [classes[q] for q in grey_question.tolist()],
+        "label": question.tolist() + grey_question.tolist(),
+        "present": present.long().tolist() + [0] * grey,
+        "display": ["array"] * n + ["grey"] * grey,
+        "target_position": torch.where(present, cell, -1).tolist() + [-1] * grey,
+        "item_class": [classes[c] for c in source_labels[index].tolist()] + [""] * grey,
+        "grid": grid,
+    }
+    parameters = dict(n=n, grid=grid, grey=grey, present_fraction=fraction, seed=seed,
+                      classes=classes, source=_fingerprint(images, labels, classes))
+    return _stimulus_set("cued_detection", torch.cat([arrays, grey_images]), rows, parameters)
+
+
 def _balanced_sample(labels: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
     """n indices, each class's images in a random order, taken from the classes in turn."""
     order = torch.randperm(len(labels), generator=g)  # (N,) random order
@@ -594,8 +700,9 @@ def noisy(
 
 PARADIGMS: dict[str, Callable[..., StimulusSet]] = {
     "gratings": gratings, "two_stimulus": two_stimulus, "composite": composite, "noisy": noisy,
+    "cued_detection": cued_detection,
 }
-SOURCE_PARADIGMS = ("composite", "noisy")
+SOURCE_PARADIGMS = ("composite", "noisy", "cued_detection")
 
 
 def make_paradigm(parameters: dict, source: tuple | None = None) -> StimulusSet:

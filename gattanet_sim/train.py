@@ -38,10 +38,13 @@ from gattanet_sim.cli import (
     Parser, UsageError, add_data_arguments, int_list, load_data, main_guard, name_list,
     non_negative_float, pick_device, positive_int, set_threads,
 )
-from gattanet_sim import distributed
+from gattanet_sim import cued_task, distributed
+from gattanet_sim.analysis.detection import sdt
 from gattanet_sim.data import ImageSet, balanced_subset, batches, epoch_order
 from gattanet_sim.dynamics import MODES, GAttANet
-from gattanet_sim.evaluate import accuracy_per_timestep
+from gattanet_sim.evaluate import accuracy_per_timestep, load_checkpoint
+from gattanet_sim.stimuli import detection_arrays
+from gattanet_sim.templates import from_model
 from gattanet_sim.io import atomic_path, atomic_save, git_commit, package_versions, safe_load, write_json
 from gattanet_sim.models import (ATTENTION_OPTIONS, PRESETS, build_model, list_models, time_recipe,
                                  resolve_options)
@@ -52,7 +55,11 @@ from gattanet_sim.resnets import STEMS
 RESUMABLE = ("resume", "device", "quiet", "preset", "precision", "compile")
 LATER = {"query_leak": 0.0, "gain_tau": 1.0, "stem": None, "per_block": False, "weights": None,
          "attention_areas": None, "random_timesteps": False, "alpha_sign": "free",
-         "gain_map": "position", "key_position": "none", "cue_classes": 0}  # options newer than some saved runs: their value then
+         "gain_map": "position", "key_position": "none", "cue_classes": 0, "task": "classify",
+         "init": None, "cue_validity": 0.8, "cue_neutral": 0.2, "detection_fraction": 0.5,
+         "grid": 2}
+TASKS = ("classify", "cued-detection")
+DETECTION_VAL = 2000  # validation arrays of the cued task (fixed, from the validation images)  # options newer than some saved runs: their value then
 
 
 SYNC_EVERY = 50  # on a GPU: steps between the loop's waits for the device (finiteness, progress)
@@ -129,6 +136,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     o.add_argument("--random-timesteps", action=argparse.BooleanOptionalAction, default=None,
                    help="train each batch at a T drawn from 2..T (cascade: arrival+1..T); "
                         "evaluate at T (default: the recipe's for T > 2)")
+    c = p.add_argument_group("task (gattanet_sim.cued_task)")
+    c.add_argument("--task", choices=TASKS, default="classify",
+                   help="classify (the paper), or cued-detection: classification batches mixed with "
+                        "cued present/absent detection in search arrays")
+    c.add_argument("--init", type=Path, default=None, metavar="RUN_DIR",
+                   help="start from a trained run's weights (its best.pt): fine-tuning")
+    c.add_argument("--cue-validity", type=float, default=0.8,
+                   help="cued-detection: P(valid) among cued trials (the rest invalid)")
+    c.add_argument("--cue-neutral", type=float, default=0.2,
+                   help="cued-detection: P(neutral cue); 1 trains with neutral cues only (a control)")
+    c.add_argument("--detection-fraction", type=float, default=0.5,
+                   help="cued-detection: fraction of batches that are detection batches")
+    c.add_argument("--grid", type=positive_int, default=2, help="cued-detection: cells per side")
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
@@ -151,6 +171,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--weights {args.weights}: no such file")
     if args.label_smoothing >= 1:
         p.error("--label-smoothing must be below 1")
+    for name in ("cue_validity", "cue_neutral", "detection_fraction"):
+        if not 0 <= getattr(args, name) <= 1:
+            p.error(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
+    if args.task == "cued-detection" and not args.attention:
+        p.error("--task cued-detection needs the attention region (a cue acts only through it)")
+    if args.init is not None and not args.init.exists():
+        p.error(f"--init {args.init}: no such run or checkpoint")
     keys = ("norm_steps", *ATTENTION_OPTIONS)
     resolved = resolve_options(args.preset, args.attention, args.timesteps,
                                **{k: getattr(args, k, None) for k in keys})
@@ -307,6 +334,13 @@ def _main(args: argparse.Namespace, context: distributed.Context, device: torch.
         raise UsageError(f"{out} already holds a run: pass --resume to continue it, or another --out-dir")
     if args.train_limit:
         train_set = train_set.subset(balanced_subset(train_set.labels, args.train_limit, args.seed))
+    if args.task == "cued-detection":
+        if context.distributed:
+            raise UsageError("--task cued-detection runs in one process (the cues are not yet "
+                             "shared across processes)")
+        if not isinstance(train_set, ImageSet):
+            raise UsageError("--task cued-detection needs an in-memory image set (not a streamed one)")
+        args.cue_classes = len(train_set.classes)
     config = run_config(args)
     saved = safe_load(out / "last.pt") if args.resume and (out / "last.pt").exists() else None
     if saved is not None:
@@ -361,6 +395,8 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
     if model.arrival_steps > args.timesteps:
         raise UsageError(f"{args.mode} mode needs --timesteps >= {model.arrival_steps} "
                          "for the input to reach the read-out")
+    if saved is None and args.init is not None:
+        start_from(model, args, train_set, device)
     cuda = device.type == "cuda"
     model, autocast, layout = device_policy(model, device, args.precision)
     if context.distributed:
@@ -395,6 +431,8 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
         net = torch.compile(net)
     train_data = resident(train_set, device)
     weight = None
+    cued = args.task == "cued-detection"
+    probe = detection_probe(val_set, len(train_set.classes), args.grid) if cued else None
     counts = {"backbone": sum(p.numel() for p in model.backbone.parameters()),
               "attention": sum(p.numel() for p in model.attention.parameters()) if model.attention else 0}
 
@@ -425,6 +463,7 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
                    desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", leave=False)
         # loss sum, correct, images (of the whole epoch so far on rank 0: the ranks' sums add up)
         running = torch.tensor(totals if context.main else [0.0, 0, 0], dtype=torch.float64, device=device)
+        detected = torch.zeros(2, dtype=torch.long, device=device)  # right answers, arrays (this leg)
         first_bad = (torch.full((), -1, dtype=torch.long, device=device),  # step, loss of the first
                      torch.zeros((), device=device))  # non-finite loss since the last check
         for images, labels in bar:
@@ -432,9 +471,22 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
                 whole = min(args.batch_size, len(train_set) - step * args.batch_size)
                 weight = context.world / whole
             images = images.contiguous(memory_format=layout)
-            with autocast:
-                loss, logits = loss_fn(net, images, labels, args, weight,
-                                       batch_timesteps(args, model.arrival_steps, epoch, step))
+            timesteps = batch_timesteps(args, model.arrival_steps, epoch, step)
+            task = detection_draws(args, epoch, step) if cued else None
+            if task is not None:
+                trial = cued_task.detection_batch(images, labels, train_data.images, train_data.labels,
+                                                  model.attention.cues, task, args.cue_validity,
+                                                  args.cue_neutral, args.grid)
+                with autocast:
+                    logits = net(trial["images"].contiguous(memory_format=layout), timesteps=timesteps,
+                                 query=trial["query"])  # (B, K)
+                    loss = cued_task.detection_loss(logits, trial["question"], trial["present"])
+                answer = logits.detach().gather(1, trial["question"][:, None]).squeeze(1) > 0
+                detected[0] += (answer == trial["present"]).sum()
+                detected[1] += len(answer)
+            else:
+                with autocast:
+                    loss, logits = loss_fn(net, images, labels, args, weight, timesteps)
             loss_sum = loss.detach() * len(labels) if weight is None else loss.detach() / weight
             new = ~torch.isfinite(loss.detach()) & (first_bad[0] < 0)
             first_bad = (torch.where(new, step, first_bad[0]), torch.where(new, loss.detach().float(), first_bad[1]))
@@ -445,9 +497,10 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
             optimizer.step()
             scheduler.step()
             step += 1
-            running[0] += loss_sum.double()  # in place on the device: no copy, no wait
-            running[1] += (logits.argmax(1) == labels).sum()
-            running[2] += len(labels)
+            if task is None:
+                running[0] += loss_sum.double()  # in place on the device: no copy, no wait
+                running[1] += (logits.argmax(1) == labels).sum()
+                running[2] += len(labels)
             if step % every == 0 and not args.quiet and context.main:
                 shown = running.tolist()
                 bar.set_postfix(loss=f"{shown[0] / shown[2]:.3f}", acc=f"{shown[1] / shown[2]:.3f}")
@@ -468,6 +521,10 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
                "lr": scheduler.get_last_lr()[0], "seconds": seconds}
         if model.attention is not None:
             row["alpha"] = {n: round(a, 5) for n, a in model.attention.alpha_values().items()}
+        if cued:
+            done = detected.tolist()
+            row["train_detection_accuracy"] = done[0] / max(done[1], 1)
+            row["val_detection"] = validate_detection(model, probe, args.timesteps)
         history.append(row)
         if context.main:
             print(f"epoch {epoch + 1}: loss {row['train_loss']:.3f} train {row['train_accuracy']:.4f} "
@@ -495,6 +552,61 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
     if context.main:
         write_json(summary, out / "summary.json")
     return summary
+
+
+def detection_draws(args: argparse.Namespace, epoch: int, step: int) -> torch.Generator | None:
+    """Whether a batch of the cued task is a detection batch, and then the generator of its
+    arrays and cues: a function of (seed, epoch, step) alone, so that a resumed run draws the same."""
+    g = torch.Generator().manual_seed(args.seed * 1_000_033 + epoch * 100_043 + step + 7)
+    return g if float(torch.rand((), generator=g)) < args.detection_fraction else None
+
+
+def detection_probe(val_set, num_classes: int, grid: int) -> dict:
+    """The fixed validation arrays of the cued task: up to `DETECTION_VAL` arrays built around
+    validation images (seeded, the same every epoch and every run)."""
+    g = torch.Generator().manual_seed(12_345)
+    n = min(DETECTION_VAL, len(val_set))
+    index = torch.randperm(len(val_set), generator=g)[:n]
+    arrays, question, present, _ = detection_arrays(val_set.images[index], val_set.labels[index],
+                                                    val_set.images, val_set.labels, num_classes, g, grid)
+    return {"arrays": arrays, "question": question, "present": present}
+
+
+def validate_detection(model: GAttANet, probe: dict, timesteps: int) -> dict:
+    """Hit and false-alarm rates, d' and c (log-linear corrected) of the validation arrays at
+    the last step, per cue type (valid, neutral, invalid)."""
+    counts = cued_task.detection_counts(model, probe["arrays"], probe["question"], probe["present"],
+                                        timesteps)
+    rows = {}
+    for kind, (hits, n_present, fas, n_absent) in counts.items():
+        d, c = sdt(hits, n_present, fas, n_absent)
+        rows[kind] = {"hit_rate": hits / n_present, "fa_rate": fas / n_absent,
+                      "d_prime": round(float(d), 4), "criterion": round(float(c), 4)}
+    return rows
+
+
+def start_from(model: GAttANet, args: argparse.Namespace, train_set, device: torch.device) -> None:
+    """Fine-tuning: load a trained run's weights (`--init`); a cue-trained model's cue templates,
+    which the run has not got, start as its class templates (the mean query of 100 training
+    images per class, pooled with attention off)."""
+    try:
+        trained, _, path = load_checkpoint(args.init, device)
+    except (FileNotFoundError, ValueError) as err:
+        raise UsageError(f"--init: {err}") from None
+    try:
+        missing, unexpected = model.load_state_dict(trained.state_dict(), strict=False)
+    except RuntimeError as err:
+        raise UsageError(f"--init {path} does not fit this model: {str(err).splitlines()[1].strip()}") from None
+    if unexpected or set(missing) - {"attention.cues"}:
+        raise UsageError(f"--init {path} does not fit this model: missing "
+                         f"{', '.join(missing) or 'nothing'}, unexpected {', '.join(unexpected) or 'nothing'}")
+    if model.attention is not None and model.attention.cues is not None and missing:
+        keep = torch.cat([torch.nonzero(train_set.labels == c).flatten()[:100]
+                          for c in range(len(train_set.classes))])
+        images = train_set.images[keep].float() / 255
+        made = from_model(model, images, train_set.labels[keep].tolist())
+        with torch.no_grad():
+            model.attention.cues.copy_(torch.stack([made[str(c)] for c in range(len(train_set.classes))]))
 
 
 def check_finite(first_bad: tuple[torch.Tensor, torch.Tensor], epoch: int, out: Path) -> None:

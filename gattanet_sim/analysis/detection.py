@@ -22,7 +22,7 @@ from gattanet_sim.analysis.common import (
     CONFIDENCE, RESAMPLES, AnalysisError, proportion_ci, require,
 )
 
-CUE_TYPES = ("valid", "neutral", "invalid", "shuffled", "negated", "none")
+CUE_TYPES = ("valid", "neutral", "invalid", "shuffled", "negated", "none", "bottom-up", "off")
 DISPLAYS = ("array", "grey")
 # In a recording (the experiment's vocabulary) `cue` is the cue's type and `attended` the class it
 # names; the tables call them cue_type and cue.
@@ -73,7 +73,10 @@ def responses(ds: xr.Dataset, time_bin: int | None = None) -> pd.DataFrame:
     n, bins = decision.shape
     columns = {name: np.repeat(ds[name].values, bins) for name in
                ("stimulus_id", "display", "question", "condition", "repetition") if name in ds.coords}
-    columns.update(cue_type=np.repeat(ds["cue"].values, bins), cue=np.repeat(ds["attended"].values, bins))
+    kind = ds["cue"].values.astype(str)
+    if "condition" in ds.coords:  # uncued trials: bottom-up or off, named by their condition
+        kind = np.where(kind == "none", ds["condition"].values.astype(str), kind)
+    columns.update(cue_type=np.repeat(kind, bins), cue=np.repeat(ds["attended"].values, bins))
     return pd.DataFrame({**columns, "present": np.repeat(present, bins),
                          "time_bin": np.tile(logits["time_bin"].values.astype(int), n),
                          "decision": decision.ravel(), "yes": decision.ravel() > 0})
