@@ -171,9 +171,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--weights {args.weights}: no such file")
     if args.label_smoothing >= 1:
         p.error("--label-smoothing must be below 1")
-    for name in ("cue_validity", "cue_neutral", "detection_fraction"):
+    for name in ("cue_validity", "cue_neutral"):
         if not 0 <= getattr(args, name) <= 1:
             p.error(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
+    if not 0 <= args.detection_fraction < 1:  # some classification batches stay: the paper's task
+        p.error(f"--detection-fraction must lie in [0, 1), got {args.detection_fraction}")
     if args.task == "cued-detection" and not args.attention:
         p.error("--task cued-detection needs the attention region (a cue acts only through it)")
     if args.init is not None and not args.init.exists():
@@ -405,6 +407,7 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
     steps_per_epoch = math.ceil(len(train_set) / args.batch_size)
     scheduler = make_scheduler(optimizer, args.epochs * steps_per_epoch)
     epoch, step, history, best, totals = 0, 0, [], -1.0, [0.0, 0, 0]
+    resumed_detected = [0, 0]  # the cued task's right answers and arrays so far this epoch
     every = SYNC_EVERY if cuda else CPU_SYNC_EVERY  # steps between waits for the device
     augment_rng = None
     if saved is not None:
@@ -413,6 +416,7 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
         scheduler.load_state_dict(saved["scheduler"])
         epoch, step, history, best = saved["epoch"], saved["step"], saved["history"], saved["best"]
         totals = saved["totals"]
+        resumed_detected = saved.get("detected", [0, 0])
         torch.set_rng_state(saved["rng"])
         if saved.get("augment_rng") is not None:
             augment_rng = torch.Generator().set_state(saved["augment_rng"])
@@ -447,7 +451,7 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
     def save_last(epoch_: int, step_: int, rng) -> None:
         checkpoint(out / "last.pt", optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                    epoch=epoch_, step=step_, history=history, best=best,
-                   totals=distributed.reduce_sum(running, context).tolist(),
+                   totals=distributed.reduce_sum(running, context).tolist(), detected=detected.tolist(),
                    rng=torch.get_rng_state(), augment_rng=None if rng is None else rng.get_state())
 
     while epoch < args.epochs:
@@ -463,7 +467,8 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
                    desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", leave=False)
         # loss sum, correct, images (of the whole epoch so far on rank 0: the ranks' sums add up)
         running = torch.tensor(totals if context.main else [0.0, 0, 0], dtype=torch.float64, device=device)
-        detected = torch.zeros(2, dtype=torch.long, device=device)  # right answers, arrays (this leg)
+        detected = torch.tensor(resumed_detected, dtype=torch.long, device=device)  # right answers, arrays
+        resumed_detected = [0, 0]
         first_bad = (torch.full((), -1, dtype=torch.long, device=device),  # step, loss of the first
                      torch.zeros((), device=device))  # non-finite loss since the last check
         for images, labels in bar:
@@ -516,14 +521,15 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
         seconds = time.perf_counter() - started
         val = validate(model, val_set, args.timesteps, device, context)
         totals = distributed.reduce_sum(running, context).tolist()
-        row = {"epoch": epoch + 1, "train_loss": totals[0] / totals[2], "train_accuracy": totals[1] / totals[2],
+        seen = totals[2] or math.nan  # images of classification batches (all but the cued task's)
+        row = {"epoch": epoch + 1, "train_loss": totals[0] / seen, "train_accuracy": totals[1] / seen,
                "val_accuracy": val["accuracy"], "val_loss": val["loss"],
                "lr": scheduler.get_last_lr()[0], "seconds": seconds}
         if model.attention is not None:
             row["alpha"] = {n: round(a, 5) for n, a in model.attention.alpha_values().items()}
         if cued:
             done = detected.tolist()
-            row["train_detection_accuracy"] = done[0] / max(done[1], 1)
+            row["train_detection_accuracy"] = done[0] / done[1] if done[1] else math.nan
             row["val_detection"] = validate_detection(model, probe, args.timesteps)
         history.append(row)
         if context.main:
@@ -531,6 +537,7 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
               f"val {' '.join(f'{a:.4f}' for a in val['accuracy'])} ({seconds:.0f} s)", file=sys.stderr)
         epoch, step, totals, augment_rng = epoch + 1, 0, [0.0, 0, 0], None
         running = torch.zeros(3, dtype=torch.float64, device=device)
+        detected = torch.zeros(2, dtype=torch.long, device=device)
         if val["accuracy"][-1] > best:
             best = val["accuracy"][-1]
             checkpoint(out / "best.pt", epoch=epoch, val_accuracy=val["accuracy"])

@@ -1,0 +1,192 @@
+"""The cued detection task: arrays whose answer is known, cues built as documented, a training
+task that resumes exactly, and an experiment whose recording the detection analysis reads."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from gattanet_sim import cued_task, experiment, train
+from gattanet_sim.analysis.detection import detection_table
+from gattanet_sim.recording import open_recording
+from gattanet_sim.stimuli import StimulusError, cued_detection, detection_arrays
+
+K = 5
+
+
+def coloured(n_per_class: int = 4, side: int = 16):
+    """Images whose class is their grey level, (K * n, 3, side, side) uint8, and labels."""
+    labels = torch.arange(K).repeat_interleave(n_per_class)
+    levels = (40 + 40 * labels).to(torch.uint8)  # 40, 80, ..., 200
+    return levels[:, None, None, None].expand(-1, 3, side, side).clone(), labels
+
+
+def cell_classes(displays: torch.Tensor, grid: int = 2) -> torch.Tensor:
+    """The class of every cell of colour-coded displays, (B, grid * grid) row-major."""
+    b, _, h, w = displays.shape
+    cells = displays[:, 0].reshape(b, grid, h // grid, grid, w // grid).mean(dim=(2, 4))  # (B, g, g)
+    return ((cells.flatten(1) * 255 - 40) / 40).round().long()
+
+
+def test_arrays_hold_the_question_exactly_when_present():
+    pool, pool_labels = coloured()
+    items, item_labels = coloured(n_per_class=40)
+    g = torch.Generator().manual_seed(0)
+    arrays, question, present, cell = detection_arrays(items, item_labels, pool, pool_labels, K, g)
+    classes = cell_classes(arrays)  # (B, 4)
+    holds = (classes == question[:, None]).sum(1)  # cells of the question's class
+    assert torch.equal(holds, present.long())  # one cell when present, none when absent
+    assert torch.equal(classes[torch.arange(len(cell)), cell], item_labels)  # the item is where it says
+    assert torch.equal(question[present], item_labels[present])
+    assert 0.35 < present.float().mean() < 0.65
+    assert len(set(question[~present].tolist())) == K  # absent questions cover the classes
+
+
+def test_cued_detection_paradigm_adds_grey_controls_and_checks_its_source():
+    images, labels = coloured(n_per_class=10)
+    names = [f"c{i}" for i in range(K)]
+    s = cued_detection(images, labels, names, n=40, grey=5, seed=3)
+    assert len(s) == 45 and (s.meta.display == "grey").sum() == 5
+    grey = s.meta.display == "grey"
+    assert (s.meta.present[grey] == 0).all() and torch.all(s.images[torch.from_numpy(grey.to_numpy().copy())] == 0.5)
+    assert s.meta.question.tolist() == [names[q] for q in s.meta.label]
+    assert torch.equal(s.images, cued_detection(images, labels, names, n=40, grey=5, seed=3).images)
+    with pytest.raises(StimulusError, match="each with images"):
+        cued_detection(images[labels < 3], labels[labels < 3], names, n=10)
+
+
+def test_cue_queries_by_hand():
+    templates = torch.tensor([[1.0, 0.0, 2.0], [0.0, 1.0, -2.0], [3.0, 3.0, 3.0]])  # (K=3, d=3)
+    mean = templates.mean(0)
+    kind = torch.tensor([cued_task.VALID, cued_task.INVALID, cued_task.NEUTRAL, cued_task.NEGATED,
+                         cued_task.SHUFFLED, cued_task.NONE])
+    cued = torch.tensor([0, 2, 1, 1, 2, 0])
+    q = cued_task.cue_queries(templates, kind, cued, torch.Generator().manual_seed(0))
+    assert torch.equal(q[0], templates[0]) and torch.equal(q[1], templates[2])
+    assert torch.equal(q[2], mean) and torch.allclose(q[3], 2 * mean - templates[1])
+    assert sorted(q[4].tolist()) == sorted(templates[2].tolist())  # its values, another order
+    assert torch.equal(q[5], torch.zeros(3))
+
+
+def test_training_draws_cues_with_the_asked_validity():
+    question = torch.randint(0, K, (20000,), generator=torch.Generator().manual_seed(1))
+    kind, cued = cued_task.draw_cues(question, K, torch.Generator().manual_seed(2), validity=0.8, neutral=0.2)
+    share = torch.bincount(kind, minlength=3).float() / len(kind)
+    assert share[cued_task.NEUTRAL] == pytest.approx(0.2, abs=0.01)
+    assert share[cued_task.VALID] == pytest.approx(0.8 * 0.8, abs=0.01)
+    assert torch.equal(cued[kind != cued_task.INVALID], question[kind != cued_task.INVALID])
+    assert (cued[kind == cued_task.INVALID] != question[kind == cued_task.INVALID]).all()
+
+
+TINY = ["--dataset", "stimuli", "--widths", "4,8,8", "--hidden", "16", "--key-dim", "4",
+        "--batch-size", "32", "--train-limit", "96", "--quiet"]
+
+
+class StopAfter:
+    steps = 5
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    @property
+    def signal(self):
+        import signal
+        self.seen += 1
+        return signal.SIGINT if self.seen >= self.steps else None
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("init") / "run"
+    assert train.main([*TINY, "--epochs", "1", "--out-dir", str(out)]) == 0
+    return out
+
+
+def test_cued_training_fine_tunes_with_learned_cues_and_resumes_exactly(trained, tmp_path, monkeypatch):
+    args = [*TINY, "--epochs", "2", "--task", "cued-detection", "--init", str(trained)]
+    assert train.main([*args, "--out-dir", str(tmp_path / "straight")]) == 0
+    row = json.loads((tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert set(row["val_detection"]) == {"valid", "neutral", "invalid"}
+    assert 0 <= row["train_detection_accuracy"] <= 1
+    ckpt = torch.load(tmp_path / "straight" / "best.pt", weights_only=True)
+    assert ckpt["model"]["attention.cues"].shape == (10, 4) and ckpt["model_config"]["cue_classes"] == 10
+    init = torch.load(trained / "best.pt", weights_only=True)["model"]
+    assert not torch.equal(ckpt["model"]["attention.key.V1"], init["attention.key.V1"])  # it trained on
+    monkeypatch.setattr(train, "StopFlag", StopAfter)
+    assert train.main([*args, "--out-dir", str(tmp_path / "cut")]) == 130
+    monkeypatch.undo()
+    assert train.main([*args, "--out-dir", str(tmp_path / "cut"), "--resume"]) == 0
+    a = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    strip = lambda p: [{k: v for k, v in json.loads(l).items() if k != "seconds"}  # noqa: E731
+                       for l in p.read_text().splitlines()]
+    assert strip(tmp_path / "straight" / "metrics.jsonl") == strip(tmp_path / "cut" / "metrics.jsonl")
+
+
+def test_cue_templates_start_as_the_runs_class_templates(trained, tmp_path):
+    from gattanet_sim.evaluate import load_checkpoint
+    from gattanet_sim.templates import from_model
+
+    out = tmp_path / "zero"
+    assert train.main([*TINY, "--epochs", "1", "--task", "cued-detection", "--init", str(trained),
+                       "--lr", "0", "--out-dir", str(out)]) == 0
+    model, _, _ = load_checkpoint(out / "last.pt", torch.device("cpu"))
+    base, _, _ = load_checkpoint(trained, torch.device("cpu"))
+    data = train.load_data("stimuli", "train", None, 5000, None, False)[0]
+    data = data.subset(train.balanced_subset(data.labels, 96, 0))
+    keep = torch.cat([torch.nonzero(data.labels == c).flatten()[:100] for c in range(10)])
+    made = from_model(base, data.images[keep].float() / 255, data.labels[keep].tolist())
+    expected = torch.stack([made[str(c)] for c in range(10)])
+    torch.testing.assert_close(model.attention.cues.detach(), expected)
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--no-attention"], "needs the attention region"),
+    (["--detection-fraction", "1"], "detection-fraction"),
+    (["--cue-validity", "1.5"], "cue-validity"),
+    (["--init", "/nonexistent/run"], "no such run"),
+])
+def test_bad_cued_arguments_are_one_line(tmp_path, capsys, extra, match):
+    with pytest.raises(SystemExit) as exit:
+        train.main([*TINY, "--task", "cued-detection", *extra, "--out-dir", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and match in err and len(err.strip().splitlines()) == 1
+
+
+def test_init_from_another_architecture_is_refused(trained, tmp_path, capsys):
+    code = train.main([*TINY[:-1], "--widths", "4,8,16", "--quiet", "--epochs", "1", "--task",
+                       "cued-detection", "--init", str(trained), "--out-dir", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert code == 2 and "does not fit" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cued_experiment_records_what_the_detection_analysis_reads(trained, tmp_path):
+    cue_run = tmp_path / "cue"
+    assert train.main([*TINY, "--epochs", "1", "--task", "cued-detection", "--init", str(trained),
+                       "--out-dir", str(cue_run)]) == 0
+    out = tmp_path / "cd.nc"
+    assert experiment.main([str(cue_run), "--paradigm", "cued_detection", "--dataset", "stimuli",
+                            "--n", "40", "--grey", "10", "--conditions",
+                            "valid,neutral,invalid,shuffled,negated,bottom-up", "--signals", "logits,query",
+                            "--out", str(out)]) == 0
+    ds = open_recording(out)
+    assert ds.sizes["presentation"] == 50 * 6
+    assert {"question", "present", "display", "cue", "attended"} <= set(ds.coords)
+    templates = json.loads(ds.attrs["templates"])
+    assert templates["source"] == {"from": "learned cues"}
+    model = torch.load(cue_run / "best.pt", weights_only=True)["model"]
+    valid = np.flatnonzero(ds.cue.values == "valid")
+    names = ds["class"].values.tolist()
+    expected = model["attention.cues"][[names.index(q) for q in ds.question.values[valid]]]
+    np.testing.assert_allclose(ds.global_query.isel(presentation=valid, time_bin=0).values,
+                               expected.numpy(), rtol=1e-5, atol=1e-6)
+    negated = np.flatnonzero(ds.cue.values == "negated")
+    np.testing.assert_allclose(ds.global_query.isel(presentation=negated, time_bin=0).values,
+                               (2 * model["attention.cues"].mean(0) - expected).numpy(), rtol=1e-5, atol=1e-6)
+    table = detection_table(ds)
+    assert set(table.cue_type) == {"valid", "neutral", "invalid", "shuffled", "negated", "bottom-up"}
+    assert table[table.display == "grey"].d_prime.isna().all()
