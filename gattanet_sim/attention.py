@@ -12,8 +12,9 @@ The equations of GAttANet (VanRullen & Alamia 2021), one short function each:
     q = beta q_template + (1 - beta) q            `top_down_query`: a cue from a higher region
     q(t) = lambda q(t-1) + (1 - lambda) q_new     `leaky_query`: the region's own state (option)
     g(t) = g(t-1) + (g_target(t) - g(t-1)) / tau  `relax_gain`: a gain with a time constant (option)
-    f_i = W_k^i^T q,  g_i(c) = 2 sigmoid(alpha f_c)  `AttentionRegion.feature_loading`: a gain per
-        feature (channel or unit), the same at every position: feature-based attention (option)
+    f_i = W_k^i^T q,  g_i(c) = 2 sigmoid(alpha z(f)_c)  `AttentionRegion.feature_gain`: a gain per
+        feature (channel or unit; z standardises over them), the same at every position:
+        feature-based attention (option)
     k_i(x) = W_k^i r_i(x) + P_i(x)                `AttentionRegion.position_code`: keys that carry
         their position (option), so that a query can name a location: spatial attention
 
@@ -233,8 +234,9 @@ class AttentionRegion(nn.Module):
             above 0, else at softplus(0) = ln 2 (a softplus started near 0 would barely learn:
             its slope there is its value).
         gain_map: "position" (the paper: one gain per position, shared by every channel),
-            "feature" (one gain per channel or unit, 2 sigmoid(alpha f_c) with f = W_k^T q,
-            the same at every position: global feature-based attention), or "both" (their
+            "feature" (one gain per channel or unit, 2 sigmoid(alpha z_c) with z the
+            standardised f = W_k^T q, the same at every position: global feature-based
+            attention, `feature_gain`), or "both" (their
             product; the feature gain then has an alpha of its own, `feature_alpha`, at 0).
         key_position: "none" (the paper: keys carry features only), "learned" (a code P(x)
             per conv area, started at 0) or "sinusoidal" (`sinusoidal_code`, fixed) added to
@@ -395,9 +397,14 @@ class AttentionRegion(nn.Module):
 
     def feature_gain(self, name: str, query: torch.Tensor) -> torch.Tensor:
         """One gain per channel or unit from its loading on the query, the same at every
-        position: 2 sigmoid(alpha f_c) (the region's form; the divisive one divides positions
-        only, so its features take the positive form). (B, d) -> (B, C) | (B, N)."""
-        f = normalise(self.feature_loading(name, query), self.normalization)  # (B, C) | (B, N)
+        position: 2 sigmoid(alpha z_c) (the region's form; the divisive one divides positions
+        only, so its features take the positive form), z the loading f standardised over the
+        area's channels or units. Standardised, f keeps only the query's ranking of the
+        features, as a feature-similarity gain does (Treue & Martinez-Trujillo 1999), and alpha
+        alone sets how strongly it acts, whatever the scale of keys and query: with the raw f
+        (~0.01 in a trained toy model) the feature alphas hardly moved in training.
+        (B, d) -> (B, C) | (B, N)."""
+        f = normalise(self.feature_loading(name, query), "standardize")  # (B, C) | (B, N)
         form = "positive" if self.gain_form == "divisive" else self.gain_form
         return gain_from_agreement(self.alpha_of(name, feature=True), f, form)
 

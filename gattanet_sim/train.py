@@ -215,10 +215,18 @@ def model_options(args: argparse.Namespace, num_classes: int, image_size: int) -
     return options
 
 
+def control(name: str) -> bool:
+    """Whether a parameter sets how attention acts rather than what the areas compute: the
+    alphas (and feature alphas) and the learned cue templates. They train at `--alpha-lr`,
+    without weight decay (which would pull the cues towards the zero query)."""
+    return "alpha" in name or name.endswith("attention.cues")
+
+
 def make_optimizer(model: GAttANet, args: argparse.Namespace) -> torch.optim.Optimizer:
-    """Two parameter groups: the alphas (own learning rate, no weight decay) and the rest."""
-    alphas = [p for n, p in model.named_parameters() if "alpha" in n]
-    others = [p for n, p in model.named_parameters() if "alpha" not in n]
+    """Two parameter groups: attention's control parameters, the alphas and cue templates
+    (own learning rate, no weight decay; `control`), and the rest."""
+    alphas = [p for n, p in model.named_parameters() if control(n)]
+    others = [p for n, p in model.named_parameters() if not control(n)]
     groups = [{"params": others, "lr": args.lr, "weight_decay": args.weight_decay}]
     if alphas:
         alpha_lr = args.lr if args.alpha_lr is None else args.alpha_lr
@@ -593,8 +601,9 @@ def validate_detection(model: GAttANet, probe: dict, timesteps: int) -> dict:
 
 
 def start_from(model: GAttANet, args: argparse.Namespace, train_set, device: torch.device) -> None:
-    """Fine-tuning: load a trained run's weights (`--init`); a cue-trained model's cue templates,
-    which the run has not got, start as its class templates (the mean query of 100 training
+    """Fine-tuning: load a trained run's weights (`--init`). Parameters the run has not got
+    start where they are neutral (a feature gain's alpha at 0, a learned position code at 0);
+    a cue-trained model's cue templates start as the run's class templates (the mean query of 100 training
     images per class, pooled with attention off)."""
     try:
         trained, _, path = load_checkpoint(args.init, device)
@@ -604,10 +613,11 @@ def start_from(model: GAttANet, args: argparse.Namespace, train_set, device: tor
         missing, unexpected = model.load_state_dict(trained.state_dict(), strict=False)
     except RuntimeError as err:
         raise UsageError(f"--init {path} does not fit this model: {str(err).splitlines()[1].strip()}") from None
-    if unexpected or set(missing) - {"attention.cues"}:
+    new = ("attention.cues", "attention.feature_alpha.", "attention.position.")  # options' own,
+    if unexpected or [k for k in missing if not k.startswith(new)]:  # each starting neutral
         raise UsageError(f"--init {path} does not fit this model: missing "
                          f"{', '.join(missing) or 'nothing'}, unexpected {', '.join(unexpected) or 'nothing'}")
-    if model.attention is not None and model.attention.cues is not None and missing:
+    if model.attention is not None and model.attention.cues is not None and "attention.cues" in missing:
         keep = torch.cat([torch.nonzero(train_set.labels == c).flatten()[:100]
                           for c in range(len(train_set.classes))])
         images = train_set.images[keep].float() / 255

@@ -35,6 +35,11 @@ def images(batch: int = 3, seed: int = 1, side: int = 16) -> torch.Tensor:
                       generator=torch.Generator().manual_seed(seed))
 
 
+def z(f: torch.Tensor) -> torch.Tensor:
+    """A loading standardised over its channels or units, by hand: (B, C) -> (B, C)."""
+    return (f - f.mean(1, keepdim=True)) / (f.std(1, correction=0, keepdim=True) + 1e-5)
+
+
 def run(model, x, timesteps=3, query=None):
     with torch.no_grad():
         return model.simulate(x, timesteps, activity=True, query=query)
@@ -96,8 +101,8 @@ def test_positive_alpha_learns_through_the_softplus():
 
 # ---------------------------------------------------------------------- feature-based gain
 def test_feature_gain_is_two_sigmoid_of_the_query_loading_by_hand():
-    """gain_map feature: g_c = 2 sigmoid(alpha f_c), f = W_k^T q of the previous step's query,
-    the same at every position; the rate of step 1 is the ungained rate times it, per channel."""
+    """gain_map feature: g_c = 2 sigmoid(alpha z_c), z the standardised f = W_k^T q of the previous
+    step's query, the same at every position; the rate of step 1 is the ungained rate times it."""
     model = tiny(alpha=0.9, gain_map="feature")
     x = images()
     traj = run(model, x, timesteps=2)
@@ -105,7 +110,7 @@ def test_feature_gain_is_two_sigmoid_of_the_query_loading_by_hand():
     for name in model.attention.gained:
         K = model.attention.key[name]  # (d, C) conv | (N, d) dense
         f = q @ K if traj.activity[name].dim() == 5 else q @ K.T
-        assert torch.allclose(traj.feature_gain[name][1], 2 * torch.sigmoid(0.9 * f), atol=1e-12), name
+        assert torch.allclose(traj.feature_gain[name][1], 2 * torch.sigmoid(0.9 * z(f)), atol=1e-12), name
         assert torch.equal(traj.gain[name][1], torch.ones_like(traj.gain[name][1]))  # no map
     # V1 by hand: relu(drive at step 1) * g_c
     v1 = model.areas["V1"]
@@ -123,7 +128,7 @@ def test_both_gains_multiply_and_have_their_own_alphas():
     traj = run(model, images(), timesteps=2)
     q = traj.query[0]
     f = q @ model.attention.key["V2"]  # (B, C)
-    assert torch.allclose(traj.feature_gain["V2"][1], 2 * torch.sigmoid(-1.5 * f), atol=1e-12)
+    assert torch.allclose(traj.feature_gain["V2"][1], 2 * torch.sigmoid(-1.5 * z(f)), atol=1e-12)
     assert torch.allclose(traj.gain["V2"][1], 2 * torch.sigmoid(0.7 * traj.agreement["V2"][1]), atol=1e-12)
     assert set(model.attention.alpha_values()) >= {"V2", "V2:feature"}
 
@@ -132,7 +137,7 @@ def test_feature_gain_relaxes_with_the_gain_time_constant():
     model = tiny(alpha=0.9, gain_map="feature", gain_tau=2.0)
     traj = run(model, images(), timesteps=2)
     f = traj.query[0] @ model.attention.key["V4"]
-    target = 2 * torch.sigmoid(0.9 * f)
+    target = 2 * torch.sigmoid(0.9 * z(f))
     assert torch.allclose(traj.feature_gain["V4"][1], 1 + (target - 1) / 2, atol=1e-12)
 
 
@@ -143,9 +148,12 @@ def test_feature_gain_amplifies_the_features_the_query_loads_on():
     cue = torch.linalg.pinv(K.T) @ F.one_hot(torch.tensor(2), K.shape[1]).double()  # W_k^T q = e_2
     traj = run(model, images(), timesteps=2, query=cue)
     g = traj.feature_gain["V1"][1]  # (B, C)
-    assert torch.allclose(g[:, 2], torch.full_like(g[:, 2], 2 * torch.sigmoid(torch.tensor(3.0)).item()))
+    C = K.shape[1]
+    high, low = (C - 1) / math.sqrt(C - 1), -1 / math.sqrt(C - 1)  # e_2 standardised, by hand
+    assert torch.allclose(g[:, 2], 2 * torch.sigmoid(torch.tensor(3.0 * high, dtype=g.dtype)).expand(len(g)), atol=1e-4)
     others = torch.cat([g[:, :2], g[:, 3:]], 1)
-    assert torch.allclose(others, torch.ones_like(others), atol=1e-9)
+    assert torch.allclose(others, 2 * torch.sigmoid(torch.tensor(3.0 * low, dtype=g.dtype)).expand_as(others), atol=1e-4)
+    assert (g[:, 2] > 1.5).all() and (others < 1).all()  # the loaded channel up, the rest down
 
 
 # --------------------------------------------------------------------------- position code
