@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: train test lab benchmark experiments scorecard clean
+.PHONY: train test lab benchmark experiments scorecard cued clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -82,6 +82,16 @@ scorecard: $(STAMP) $(SWEEP_RUN)/summary.json $(CASCADE_RUN)/summary.json
 	    --signals logits,query --out $(SC)/cascade_composite.nc
 	$(PY) analyses/scorecard.py --recordings $(SC) --tables $(TABLES) --out $(SCORECARD) \
 	    --data-root $(DATA_ROOT)
+
+# The cued detection study: the recipe's T = 2 runs fine-tuned on cued present/absent detection
+# (learned cue templates, a gain per feature and per position), a neutral-cue-only control, each
+# recorded under valid / neutral / invalid / shuffled / negated cues and scored with d' and
+# criterion over seeds into results/cued_detection.md (trains what is missing; resumable).
+CUED_SEEDS ?= 0,1,2
+CUED_VARIANTS ?= cue,neutral-only
+cued: $(STAMP)
+	$(PY) benchmarks/cued_detection_study.py --data-root $(DATA_ROOT) --seeds $(CUED_SEEDS) \
+	    --variants $(CUED_VARIANTS)
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/step_cost.py
