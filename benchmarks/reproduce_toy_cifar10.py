@@ -102,6 +102,8 @@ CONFIGS: dict[str, list[str]] = {
     "positive-key-dim-8": POSITIVE + ["--key-dim", "8"],
     "positive-key-dim-32": POSITIVE + ["--key-dim", "32"],
     "positive-adam": POSITIVE + ["--optimizer", "adam", "--lr", "0.003"],
+    # issue 21: alphas kept >= 0 (softplus), from scratch
+    "positive-alpha-sign": POSITIVE + ["--alpha-sign", "positive"],
     # time (issue: later timesteps better than earlier ones) and cascade mode, from positive-gain
     "positive-T4-norm-4": ["--timesteps", "4", "--norm-steps", "4"] + NONE + ["--gain-form", "positive"]
                           + FIXED_T + INSTANT,
