@@ -1,0 +1,49 @@
+"""The cued detection study's summary over seeds: contrasts, signs, controls, classification."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from scipy import stats
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "cued_detection_study.py"
+
+
+@pytest.fixture
+def study():
+    spec = importlib.util.spec_from_file_location("cued_detection_study", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def table(valid: float, invalid: float) -> pd.DataFrame:
+    """A detection table of one seed, last time bin only: d' differences to neutral as given."""
+    rows = []
+    for cue, diff in (("valid", valid), ("neutral", float("nan")), ("invalid", invalid),
+                      ("shuffled", 0.0), ("negated", -0.01), ("bottom-up", 0.02)):
+        rows.append({"display": "array", "cue_type": cue, "time_bin": 1, "d_prime": 1 + (0 if diff != diff else diff),
+                     "hit_rate": 0.6, "fa_rate": 0.3, "d_prime_minus_neutral": diff,
+                     "criterion_minus_neutral": 0.0 if diff == diff else float("nan")})
+        rows.append({"display": "grey", "cue_type": cue, "time_bin": 1, "d_prime": float("nan"),
+                     "hit_rate": float("nan"), "fa_rate": 0.1, "d_prime_minus_neutral": float("nan"),
+                     "criterion_minus_neutral": float("nan")})
+    return pd.DataFrame(rows)
+
+
+def test_summary_over_seeds_signs_the_invalid_contrast_and_pairs_accuracy(study):
+    tables = {"cue": {0: table(0.10, -0.05), 1: table(0.12, -0.07), 2: table(0.08, -0.03)}}
+    summary, report = study.summarise(tables, {"cue": {0: 0.80, 1: 0.81, 2: 0.79}}, {0: 0.805, 1: 0.81, 2: 0.80})
+    get = lambda measure: summary[(summary.variant == "cue") & (summary.measure == measure)].iloc[0]  # noqa: E731
+    valid = get("d_prime: valid - neutral")
+    half = stats.t.ppf(0.975, 2) * pd.Series([0.10, 0.12, 0.08]).std() / 3 ** 0.5
+    assert valid["mean"] == pytest.approx(0.10) and valid.ci_low == pytest.approx(0.10 - half)
+    invalid = get("d_prime: neutral - invalid")  # neutral minus invalid: positive when invalid hurts
+    assert invalid["mean"] == pytest.approx(0.05) and invalid.seeds == 3
+    accuracy = get("classification accuracy minus the recipe run's (points)")
+    assert accuracy["mean"] == pytest.approx(100 * (-0.005 + 0.0 - 0.01) / 3)
+    assert get("fa_rate valid (grey)")["mean"] == pytest.approx(0.1)
+    assert "## cue" in report and "valid - neutral" in report
