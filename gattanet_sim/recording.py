@@ -10,7 +10,9 @@ with neuroid coordinates ``neuroid_id, region, channel, x, y, rf_size`` (recepti
 centre and size in input pixels), presentation coordinates ``stimulus_id, label, split``
 (plus whatever the stimulus set carries) and ``time_bin`` (the timestep). ``gain`` and
 ``agreement`` are, per neuroid, the gain that acted on it during the step and the agreement
-that set that gain (1 and 0 where nothing acted).
+that set that gain (1 and 0 where nothing acted). With a gain per feature (`gain_map`
+"feature" or "both") a unit's gain is its position's gain times its channel's: all that
+multiplied its rate.
 
 A `Probe` says what to record, like an electrode array: which areas, which units, which
 signals, which timesteps. `RecordingWriter` streams chunks of presentations to a temporary
@@ -209,6 +211,8 @@ def read_out(traj: Trajectory, placement: Placement, signal: str, steps: list[in
                 values = source.mean(dim=(-2, -1)).unsqueeze(-1).expand(-1, -1, n)  # (T, B, n)
             else:
                 values = source[:, :, row, col]  # (T, B, n): the gain at each unit's position
+            if signal == "gain" and name in traj.feature_gain:  # times its channel's gain
+                values = values * traj.feature_gain[name][..., channel]  # (T, B, n)
         if list(steps) != list(range(traj.timesteps)):
             values = values[torch.as_tensor(steps)]  # (T', B, n)
         parts.append(values.permute(1, 2, 0).float().cpu())  # (B, n, T')

@@ -379,3 +379,31 @@ def test_limit_takes_every_class_and_ids_name_positions_in_the_split(checkpoint,
         assert rec.label.values.tolist() == split.labels[positions].tolist()
         assert sorted(set(rec.label.values.tolist())) == list(range(10))  # 2 of each class
     assert sorted(positions) == positions and len(set(positions)) == 20
+
+
+@pytest.mark.parametrize("units", ["all", "channel-mean"])
+def test_recorded_gain_is_all_that_multiplied_a_unit_with_feature_gains(tmp_path, units):
+    """gain_map both: a unit's recorded gain is its position's gain times its channel's."""
+    model = tiny_model(gain_map="both")
+    with torch.no_grad():
+        for a in model.attention.feature_alpha.values():
+            a.fill_(1.5)
+    images, labels = stimuli(4)
+    placement = write(tmp_path / "f.nc", model, Probe(units=units, regions=["V2", "IT"], signals=("gain",)),
+                      images, labels)
+    ds = open_recording(tmp_path / "f.nc")
+    with torch.no_grad():
+        traj = model.simulate(images, T)
+    v2 = ds.gain.sel(region="V2")
+    where = placement.regions["V2"]
+    position = traj.gain["V2"]  # (T, B, H, W)
+    for k in range(0, v2.sizes["neuroid"], 7):
+        c = int(where["channel"][k])
+        at = position.mean((-2, -1)) if units == "channel-mean" else \
+            position[:, :, int(where["row"][k]), int(where["col"][k])]  # (T, B)
+        expected = (at * traj.feature_gain["V2"][..., c]).T.numpy()  # (B, T)
+        unit = v2.isel(neuroid=k)
+        np.testing.assert_allclose(unit.values, expected, rtol=1e-5, atol=1e-6)
+    it = ds.gain.sel(region="IT").values  # (B, N, T)
+    np.testing.assert_allclose(it, (traj.gain["IT"] * traj.feature_gain["IT"]).permute(1, 2, 0).numpy(),
+                               rtol=1e-5, atol=1e-6)
