@@ -39,7 +39,6 @@ from gattanet_sim.cli import (
     non_negative_float, pick_device, positive_int, set_threads,
 )
 from gattanet_sim import cued_task, distributed
-from gattanet_sim.analysis.detection import sdt
 from gattanet_sim.data import ImageSet, balanced_subset, batches, epoch_order
 from gattanet_sim.dynamics import MODES, GAttANet
 from gattanet_sim.evaluate import accuracy_per_timestep, load_checkpoint
@@ -49,6 +48,7 @@ from gattanet_sim.io import atomic_path, atomic_save, git_commit, package_versio
 from gattanet_sim.models import (ATTENTION_OPTIONS, PRESETS, build_model, list_models, time_recipe,
                                  resolve_options)
 from gattanet_sim.resnets import STEMS
+from gattanet_sim.signal_detection import sdt
 
 # Arguments that may differ between a run and its resumption (the preset only names defaults:
 # the options it resolves to are compared one by one).
