@@ -1,24 +1,27 @@
 """The cued detection study: cue-trained toy models over seeds, their d' per cue type, controls.
 
-    python benchmarks/cued_detection_study.py --data-root ../shared/datasets \\
-        [--variants cue,neutral-only] [--seeds 0,1,2] [--epochs 3] [--table-only]
+    python benchmarks/cued_detection_study.py --data-root ../shared/datasets \
+        [--variants cue,neutral-only] [--seeds 0,1,2] [--epochs 3] [--jobs 1] [--table-only]
+    python benchmarks/cued_detection_study.py --variants cue,neutral-only,cue-T4-recipe,\
+        neutral-only-T4-recipe --seeds 0,1,2,3,4 --jobs 5     # on a GPU: seeds side by side
 
-For every variant and seed it fine-tunes the recipe's T = 2 run of that seed
-(runs/toy_cifar10/positive-gain-s<seed>, trained by benchmarks/reproduce_toy_cifar10.py
---configs positive-gain; trained here first if missing) on the cued task into
-runs/toy_cifar10/cued/<variant>-s<seed>, records the cued_detection paradigm on the validation
-split (5,000 arrays, one around every validation image, and 500 grey images, each under every
-cue type, seed 0) into data/recordings/cued/<variant>-s<seed>.nc, and analyses it with
-`analysis.detection`. The recipe
-run itself is recorded the same way with its class templates, raw and centred (`recipe`,
-`recipe-centred`): the network that was never trained with a cue. Everything already done is
-reused (an interrupted run resumes).
+For every variant and seed it fine-tunes a trained run of that seed on the cued task into
+runs/toy_cifar10/cued/<variant>-s<seed>: the recipe's T = 2 run (runs/toy_cifar10/
+positive-gain-s<seed>) or, for the *-T4-recipe variants, the recipe for T > 2 at T = 4
+(positive-T4-norm-4-tau-2-random-T-s<seed>), the ledger's configurations of
+benchmarks/reproduce_toy_cifar10.py, trained here first if missing. It records the
+cued_detection paradigm on the validation split (5,000 arrays, one around every validation
+image, and 500 grey images, each under every cue type, seed 0) into
+data/recordings/cued/<variant>-s<seed>.nc and analyses it with `analysis.detection`. The T = 2
+recipe run itself is recorded the same way with its class templates, raw and centred
+(`recipe`, `recipe-centred`, lambda 5): the network that was never trained with a cue.
+Everything already done is reused (an interrupted run resumes).
 
 Writes results/cued_detection.md and results/cued_detection_seeds.csv: per variant and time
 bin, the valid - neutral and neutral - invalid d' differences and the controls (shuffled and
 negated cues minus neutral; false alarms on grey images), each as the mean over seeds with a 95%
 t interval; per seed, the bootstrap CI over displays; hits and false alarms beside every d';
-and the cue-trained model's plain classification accuracy paired with its recipe run.
+and each fine-tuned model's plain classification accuracy paired with the run it started from.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import os
 import shlex
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -44,17 +48,32 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs" / "toy_cifar10"
 RECORDINGS = ROOT / "data" / "recordings" / "cued"
 RESULTS = ROOT / "results"
-RECIPE_RUN = ["--model", "toy", "--dataset", "cifar10", "--widths", "32,64,128", "--val-size", "5000",
-              "--quiet", "--epochs", "10", "--timesteps", "2", "--norm-steps", "2", "--normalization",
-              "none", "--gain-form", "positive"]  # the ledger's positive-gain configuration
+TOY = ["--model", "toy", "--dataset", "cifar10", "--widths", "32,64,128", "--val-size", "5000", "--quiet",
+       "--epochs", "10"]
+# The trained runs a variant starts from: name -> (run directory prefix, train arguments), the
+# ledger's configurations (benchmarks/reproduce_toy_cifar10.py): the recipe at T = 2 and the
+# recipe for T > 2 at T = 4 (statistics per step, gain time constant 2, T drawn per batch).
+INITS = {
+    "T2": ("positive-gain", TOY + ["--timesteps", "2", "--norm-steps", "2", "--normalization", "none",
+                                   "--gain-form", "positive"]),
+    "T4": ("positive-T4-norm-4-tau-2-random-T", TOY + ["--timesteps", "4", "--norm-steps", "4", "--normalization",
+                                                       "none", "--gain-form", "positive", "--gain-tau", "2",
+                                                       "--random-timesteps"]),
+}
 FINE_TUNE = ["--task", "cued-detection", "--lr", "0.02", "--alpha-lr", "0.5", "--quiet"]
-# name -> (extra train arguments, timesteps). Each spells out what it fixes.
+CUED = ["--gain-map", "both", "--cue-validity", "0.8", "--cue-neutral", "0.2"]
+# name -> (extra train arguments, timesteps, the trained run it starts from). Each spells out what
+# it fixes.
 VARIANTS = {
-    "cue": (["--gain-map", "both", "--cue-validity", "0.8", "--cue-neutral", "0.2"], 2),
-    "cue-position": (["--gain-map", "position", "--cue-validity", "0.8", "--cue-neutral", "0.2"], 2),
-    "neutral-only": (["--gain-map", "both", "--cue-neutral", "1"], 2),
-    "cue-T4": (["--gain-map", "both", "--cue-validity", "0.8", "--cue-neutral", "0.2", "--timesteps", "4",
-                "--norm-steps", "2", "--gain-tau", "1", "--no-random-timesteps"], 4),
+    "cue": (CUED, 2, "T2"),
+    "cue-position": (["--gain-map", "position", "--cue-validity", "0.8", "--cue-neutral", "0.2"], 2, "T2"),
+    "neutral-only": (["--gain-map", "both", "--cue-neutral", "1"], 2, "T2"),
+    "cue-alpha-lr-0.1": (CUED + ["--alpha-lr", "0.1"], 2, "T2"),  # the alphas moved less: classification kept?
+    # T = 4 fine-tuned from the T = 2 recipe run, with its two sets of statistics and no time constant
+    # (the recipe for T > 2 needs a T = 4 run to start from: cue-T4-recipe)
+    "cue-T4": (CUED + ["--timesteps", "4", "--norm-steps", "2", "--gain-tau", "1", "--no-random-timesteps"], 4, "T2"),
+    "cue-T4-recipe": (CUED + ["--timesteps", "4"], 4, "T4"),
+    "neutral-only-T4-recipe": (["--gain-map", "both", "--cue-neutral", "1", "--timesteps", "4"], 4, "T4"),
 }
 CONDITIONS = "valid,neutral,invalid,shuffled,negated,bottom-up"
 CONTRASTS = {"valid - neutral": ("valid", 1), "neutral - invalid": ("invalid", -1),
@@ -78,23 +97,25 @@ def sh(cmd: list[str], threads: int) -> None:
         raise SystemExit(f"failed: {shlex.join(cmd)}")
 
 
-def recipe_run(seed: int, data_root: str, threads: int) -> Path:
-    out = RUNS / f"positive-gain-s{seed}"
+def recipe_run(seed: int, data_root: str, threads: int, init: str = "T2") -> Path:
+    """The trained run a variant starts from (trained first if missing, resumed if cut)."""
+    prefix, arguments = INITS[init]
+    out = RUNS / f"{prefix}-s{seed}"
     if not (out / "summary.json").exists():
         resume = ["--resume"] if (out / "last.pt").exists() else []
-        sh([sys.executable, "-m", "gattanet_sim.train", *RECIPE_RUN, "--data-root", data_root,
+        sh([sys.executable, "-m", "gattanet_sim.train", *arguments, "--data-root", data_root,
             "--seed", str(seed), "--out-dir", str(out), *resume], threads)
     return out
 
 
 def cue_run(variant: str, seed: int, epochs: int, data_root: str, threads: int) -> Path:
     out = RUNS / "cued" / f"{variant}-s{seed}"
+    extra, _, init = VARIANTS[variant]
     if not (out / "summary.json").exists():
-        init = recipe_run(seed, data_root, threads)
+        start = recipe_run(seed, data_root, threads, init)
         resume = ["--resume"] if (out / "last.pt").exists() else []
-        extra, _ = VARIANTS[variant]
-        sh([sys.executable, "-m", "gattanet_sim.train", *RECIPE_RUN, *FINE_TUNE, *extra, "--epochs", str(epochs),
-            "--data-root", data_root, "--seed", str(seed), "--init", str(init), "--out-dir", str(out),
+        sh([sys.executable, "-m", "gattanet_sim.train", *INITS[init][1], *FINE_TUNE, *extra, "--epochs", str(epochs),
+            "--data-root", data_root, "--seed", str(seed), "--init", str(start), "--out-dir", str(out),
             *resume], threads)
     return out
 
@@ -120,8 +141,10 @@ def t_interval(values: list[float]) -> tuple[float, float, float]:
 
 
 def summarise(tables: dict[str, dict[int, pd.DataFrame]], accuracy: dict[str, dict[int, float]],
-              recipe_accuracy: dict[int, float]) -> tuple[pd.DataFrame, str]:
-    """One row per variant x time bin x measure (over seeds), and the markdown report."""
+              reference: dict[str, dict[int, float]]) -> tuple[pd.DataFrame, str]:
+    """One row per variant x time bin x measure (over seeds), and the markdown report.
+    `accuracy`: variant -> seed -> validation accuracy (last step); `reference`: the same of
+    the run each variant started from, paired with it by seed."""
     rows = []
     for variant, by_seed in tables.items():
         for label, (cue, sign) in CONTRASTS.items():
@@ -150,11 +173,12 @@ def summarise(tables: dict[str, dict[int, pd.DataFrame]], accuracy: dict[str, di
                                      "mean": mean, "ci_low": low, "ci_high": high, "seeds": len(values),
                                      "per_seed": ", ".join(f"{x:.3f}" for x in values)})
         if variant in accuracy:
-            seeds = sorted(set(accuracy[variant]) & set(recipe_accuracy))
-            diffs = [100 * (accuracy[variant][s] - recipe_accuracy[s]) for s in seeds]
+            start = reference.get(variant, {})
+            seeds = sorted(set(accuracy[variant]) & set(start))
+            diffs = [100 * (accuracy[variant][s] - start[s]) for s in seeds]
             if diffs:
                 mean, low, high = t_interval(diffs)
-                rows.append({"variant": variant, "time_bin": -1, "measure": "classification accuracy minus the recipe run's (points)",
+                rows.append({"variant": variant, "time_bin": -1, "measure": "classification accuracy minus its starting run's (points)",
                              "mean": mean, "ci_low": low, "ci_high": high, "seeds": len(diffs),
                              "per_seed": ", ".join(f"{x:+.2f}" for x in diffs)})
     table = pd.DataFrame(rows, columns=["variant", "time_bin", "measure", "mean", "ci_low", "ci_high",
@@ -174,6 +198,25 @@ def summarise(tables: dict[str, dict[int, pd.DataFrame]], accuracy: dict[str, di
     return table, "\n".join(lines)
 
 
+def where(variant: str, seed: int) -> tuple[Path, int]:
+    """The run a job records and its T: the recipe's own run (`recipe`, `recipe-centred`: its
+    class templates, raw or centred) or a fine-tuned one."""
+    if variant.startswith("recipe"):
+        return RUNS / f"positive-gain-s{seed}", 2
+    return RUNS / "cued" / f"{variant}-s{seed}", VARIANTS[variant][1]
+
+
+def run_job(variant: str, seed: int, args: argparse.Namespace) -> None:
+    """Train what a job needs (if missing) and record it (if not recorded yet)."""
+    run, timesteps = where(variant, seed)
+    if variant.startswith("recipe"):
+        recipe_run(seed, args.data_root, args.threads)
+    else:
+        cue_run(variant, seed, args.epochs, args.data_root, args.threads)
+    recording(f"{variant}-s{seed}", run, args.data_root, args.threads, timesteps,
+              5.0 if variant == "recipe-centred" else None)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = Parser(prog="python benchmarks/cued_detection_study.py", description=__doc__,
                formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -184,37 +227,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=positive_int, default=1)
     p.add_argument("--recipe", action=argparse.BooleanOptionalAction, default=True,
                    help="also record the recipe runs with class templates (raw and centred)")
+    p.add_argument("--jobs", type=positive_int, default=1,
+                   help="seeds run side by side, one process each (a GPU holds many)")
     p.add_argument("--table-only", action="store_true", help="only summarise what exists")
     args = p.parse_args(argv)
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown:
         p.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
-    tables: dict[str, dict[int, pd.DataFrame]] = {}
-    accuracy: dict[str, dict[int, float]] = {}
-    recipe_accuracy: dict[int, float] = {}
     jobs = [(v, s) for v in args.variants for s in args.seeds]
     if args.recipe:
         jobs = [("recipe", s) for s in args.seeds] + [("recipe-centred", s) for s in args.seeds] + jobs
+    by_seed = {s: [j for j in jobs if j[1] == s] for s in args.seeds}
+    if not args.table_only:  # every seed's jobs in order; seeds side by side (`--jobs`)
+        with ThreadPoolExecutor(args.jobs) as pool:
+            list(pool.map(lambda s: [run_job(v, s, args) for v, _ in by_seed[s]], args.seeds))
+    tables: dict[str, dict[int, pd.DataFrame]] = {}
+    accuracy: dict[str, dict[int, float]] = {}
+    reference: dict[str, dict[int, float]] = {}
     for variant, seed in jobs:
-        name = f"{variant}-s{seed}"
-        if variant.startswith("recipe"):
-            run, timesteps = RUNS / f"positive-gain-s{seed}", 2
-            if not args.table_only:
-                recipe_run(seed, args.data_root, args.threads)
-        else:
-            run, timesteps = RUNS / "cued" / name, VARIANTS[variant][1]
-            if not args.table_only:
-                cue_run(variant, seed, args.epochs, args.data_root, args.threads)
-        if (run / "summary.json").exists():
-            acc = json.loads((run / "summary.json").read_text())["val_accuracy"][-1]
-            (recipe_accuracy if variant == "recipe" else accuracy.setdefault(variant, {}))[seed] = acc
-        path = RECORDINGS / f"{name}.nc"
-        if not args.table_only:
-            path = recording(name, run, args.data_root, args.threads, timesteps,
-                             1.0 if variant != "recipe-centred" else 5.0)
+        run, _ = where(variant, seed)
+        init = "T2" if variant.startswith("recipe") else VARIANTS[variant][2]
+        start = RUNS / f"{INITS[init][0]}-s{seed}" / "summary.json"
+        if (run / "summary.json").exists() and not variant.startswith("recipe") and start.exists():
+            accuracy.setdefault(variant, {})[seed] = json.loads((run / "summary.json").read_text())["val_accuracy"][-1]
+            reference.setdefault(variant, {})[seed] = json.loads(start.read_text())["val_accuracy"][-1]
+        path = RECORDINGS / f"{variant}-s{seed}.nc"
         if path.exists():
             tables.setdefault(variant, {})[seed] = detection_table(open_recording(path))
-    table, report = summarise(tables, accuracy, recipe_accuracy)
+    table, report = summarise(tables, accuracy, reference)
     with atomic_path(RESULTS / "cued_detection_seeds.csv") as tmp:
         table.to_csv(tmp, index=False)
     with atomic_path(RESULTS / "cued_detection.md") as tmp:

@@ -36,14 +36,15 @@ def table(valid: float, invalid: float) -> pd.DataFrame:
 
 def test_summary_over_seeds_signs_the_invalid_contrast_and_pairs_accuracy(study):
     tables = {"cue": {0: table(0.10, -0.05), 1: table(0.12, -0.07), 2: table(0.08, -0.03)}}
-    summary, report = study.summarise(tables, {"cue": {0: 0.80, 1: 0.81, 2: 0.79}}, {0: 0.805, 1: 0.81, 2: 0.80})
+    summary, report = study.summarise(tables, {"cue": {0: 0.80, 1: 0.81, 2: 0.79}},
+                                      {"cue": {0: 0.805, 1: 0.81, 2: 0.80}})
     get = lambda measure: summary[(summary.variant == "cue") & (summary.measure == measure)].iloc[0]  # noqa: E731
     valid = get("d_prime: valid - neutral")
     half = stats.t.ppf(0.975, 2) * pd.Series([0.10, 0.12, 0.08]).std() / 3 ** 0.5
     assert valid["mean"] == pytest.approx(0.10) and valid.ci_low == pytest.approx(0.10 - half)
     invalid = get("d_prime: neutral - invalid")  # neutral minus invalid: positive when invalid hurts
     assert invalid["mean"] == pytest.approx(0.05) and invalid.seeds == 3
-    accuracy = get("classification accuracy minus the recipe run's (points)")
+    accuracy = get("classification accuracy minus its starting run's (points)")
     assert accuracy["mean"] == pytest.approx(100 * (-0.005 + 0.0 - 0.01) / 3)
     assert get("fa_rate valid (grey)")["mean"] == pytest.approx(0.1)
     assert "## cue" in report and "valid - neutral" in report
