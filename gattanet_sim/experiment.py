@@ -52,7 +52,7 @@ from gattanet_sim.cli import (
 from gattanet_sim.data import CIFAR10_CLASSES
 from gattanet_sim.dynamics import GAttANet
 from gattanet_sim.evaluate import load_checkpoint
-from gattanet_sim.io import sha256
+from gattanet_sim.io import check_replaceable, sha256
 from gattanet_sim.recording import (
     SIGNALS, Placement, Presentations, Probe, RecordingWriter, place, record, recording_attrs,
     time_bin_ms, time_mapping,
@@ -380,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     set_threads()
     if args.out.is_dir():
         raise UsageError(f"--out {args.out} is a directory; give a .nc file name")
+    check_replaceable(args.out, "recording")
+    check_replaceable(args.save_templates, "templates")
     conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
     unknown = [c for c in conditions if c not in CONDITIONS]
     if unknown or not conditions:

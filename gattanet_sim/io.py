@@ -43,6 +43,37 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+# The first bytes of a netCDF file: classic (CDF 1, 2, 5) or netCDF-4, which is HDF5.
+NETCDF_MAGIC = (b"CDF\x01", b"CDF\x02", b"CDF\x05", b"\x89HDF\r\n\x1a\n")
+
+
+def _is_kind(path: Path, kind: str) -> bool:
+    """Whether an existing file holds an output of `kind`, by its content."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if kind == "recording":
+        return any(head.startswith(magic) for magic in NETCDF_MAGIC)
+    try:
+        content = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return kind == "templates" and isinstance(content, dict) and "templates" in content
+
+
+def check_replaceable(path: Path | str | None, kind: str) -> None:
+    """An output may replace an earlier output of its own kind ("recording", "templates"),
+    told by its content, never anything else: `--out RUN/best.pt` would have destroyed the
+    checkpoint it was reading. Raises UsageError, before any work is done."""
+    if path is None:
+        return
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{path} is a directory; give a file name for the {kind}")
+    if path.exists() and not _is_kind(path, kind):
+        raise UsageError(f"refusing to replace {path}: it is not a {kind} (a checkpoint or other "
+                         "file would be lost); write elsewhere or remove it first")
+
+
 def atomic_save(obj: Any, path: Path | str) -> None:
     """torch.save through a temporary file."""
     with atomic_path(path) as tmp:

@@ -31,7 +31,7 @@ from gattanet_sim.cli import (
 )
 from gattanet_sim.data import ImageSet, batches
 from gattanet_sim.evaluate import load_checkpoint
-from gattanet_sim.io import sha256
+from gattanet_sim.io import check_replaceable, sha256
 from gattanet_sim import distributed
 from gattanet_sim.recording import (
     SIGNALS, Presentations, Probe, RecordingWriter, part_path, place, record, recording_attrs,
@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     set_threads()
     if args.out.is_dir():
         raise UsageError(f"--out {args.out} is a directory; give a .nc file name")
+    check_replaceable(args.out, "recording")
     probe = Probe.parse(args.units, args.signals, args.regions, args.time_bins, args.probe_seed)
     device = pick_device(args.device)
     context = distributed.from_environment()

@@ -36,7 +36,7 @@ import xarray as xr
 
 from gattanet_sim.attention import QuerySource
 from gattanet_sim.dynamics import GAttANet, Trajectory
-from gattanet_sim.io import UsageError
+from gattanet_sim.io import UsageError, check_replaceable
 
 SIGNALS = ("activity", "gain", "agreement", "query", "logits")
 NEUROID_SIGNALS = ("activity", "gain", "agreement")
@@ -272,6 +272,7 @@ class RecordingWriter:
                  presentation_coords: list[str] | dict[str, str], attrs: dict, float16: bool = False,
                  time_ms: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         self.path = Path(path)
+        check_replaceable(self.path, "recording")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent)
         os.close(fd)

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from gattanet_sim.dynamics import GAttANet
-from gattanet_sim.io import atomic_path
+from gattanet_sim.io import atomic_path, check_replaceable
 
 
 class TemplateError(ValueError):
@@ -92,6 +92,8 @@ class Templates:
                            "templates": {k: v.tolist() for k, v in self.vectors.items()}})
 
     def save(self, path: Path | str) -> Path:
+        """Write the templates as JSON; an existing file is replaced only if it holds templates."""
+        check_replaceable(path, "templates")
         with atomic_path(path) as tmp:
             tmp.write_text(self.to_json() + "\n")
         return Path(path)

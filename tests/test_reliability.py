@@ -323,3 +323,39 @@ def test_random_record_and_evaluate_arguments_never_traceback(run_dir, tmp_path_
                 code = exc.code
         if code != 0:
             one_line_error(code, err.getvalue())
+
+
+def test_outputs_never_replace_a_checkpoint_or_another_kind_of_file(tmp_path, capsys):
+    """experiment --out RUN/best.pt, --save-templates RUN/last.pt and record --out RUN/best.pt
+    used to overwrite the checkpoint with exit 0: now one line, exit 2, the file untouched."""
+    import torch
+
+    from gattanet_sim import build_model, experiment, record
+    from gattanet_sim.io import atomic_save
+
+    torch.manual_seed(0)
+    model = build_model("toy", num_classes=10, widths=(4, 6, 8), hidden=12, key_dim=5, alpha_init=0.4)
+    run = tmp_path / "run"
+    for name in ("best.pt", "last.pt"):
+        atomic_save({"model": model.state_dict(), "model_config": model.config,
+                     "config": {"dataset": "stimuli", "timesteps": 2}}, run / name)
+    before = {name: (run / name).read_bytes() for name in ("best.pt", "last.pt")}
+    grating = ["--paradigm", "gratings", "--orientations", "0,90", "--units", "2", "--conditions", "valid"]
+    calls = [
+        (experiment.main, [str(run / "best.pt"), *grating, "--out", str(run / "best.pt")]),
+        (experiment.main, [str(run / "best.pt"), *grating, "--save-templates", str(run / "last.pt"),
+                           "--out", str(tmp_path / "x.nc")]),
+        (record.main, [str(run / "best.pt"), "--limit", "4", "--units", "2", "--out", str(run / "best.pt")]),
+    ]
+    for main, argv in calls:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert "refusing to replace" in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+        assert {name: (run / name).read_bytes() for name in before} == before
+    assert not (tmp_path / "x.nc").exists()
+    # the same kind of output is replaced as before: a recording by a recording
+    out = tmp_path / "r.nc"
+    assert experiment.main([str(run / "best.pt"), *grating, "--save-templates", str(tmp_path / "t.json"),
+                            "--out", str(out)]) == 0
+    assert experiment.main([str(run / "best.pt"), *grating, "--save-templates", str(tmp_path / "t.json"),
+                            "--out", str(out)]) == 0
