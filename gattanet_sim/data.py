@@ -104,6 +104,13 @@ class StreamedImageSet:
         samples = [self.samples[i] for i in index.tolist()]
         return StreamedImageSet(samples, self.classes, self.name, self.image_size, self.resize)
 
+    def in_memory(self) -> "ImageSet":
+        """Every image decoded with the evaluation transform, as an ImageSet (for the
+        experiment paradigms, which cut displays out of images in memory): subset first."""
+        images = torch.stack([self.decode(i) for i in range(len(self))]) if len(self) else \
+            torch.empty(0, 3, self.image_size, self.image_size, dtype=torch.uint8)  # (N, 3, S, S)
+        return ImageSet(images, self.labels, self.classes, self.name)
+
     def decode(self, i: int, seed: int | None = None) -> torch.Tensor:
         """Image i as uint8 (3, S, S): the evaluation transform, or with `seed` the training
         augmentation drawn from that seed alone (the caller's global RNG is left as it was)."""

@@ -49,7 +49,7 @@ from gattanet_sim.cli import (
     Parser, UsageError, add_data_arguments, main_guard, non_negative_float, pick_device,
     positive_int, run_data, run_timesteps, set_threads,
 )
-from gattanet_sim.data import CIFAR10_CLASSES
+from gattanet_sim.data import CIFAR10_CLASSES, StreamedImageSet, balanced_subset
 from gattanet_sim.dynamics import GAttANet
 from gattanet_sim.evaluate import load_checkpoint
 from gattanet_sim.io import check_replaceable, sha256
@@ -79,6 +79,7 @@ OPTIONS = {
     "n": ("n", ("composite", "noisy", "cued_detection")), "grid": ("grid", ("composite", "cued_detection")),
     "sigmas": ("sigmas", ("noisy",)), "grey": ("grey", ("cued_detection",)),
 }
+STREAMED_IMAGES = 2000  # images of a streamed split decoded for a paradigm without --limit
 TEMPLATE_BY = {"gratings": "orientation", "two_stimulus": "target", "composite": "target", "noisy": "label",
                "cued_detection": "question"}
 
@@ -326,6 +327,12 @@ def build_stimuli(args: argparse.Namespace, config: dict, image_size: int):
     kwargs = paradigm_arguments(args)
     if args.paradigm in paradigms.SOURCE_PARADIGMS:
         data, dataset, _ = run_data(args, config)
+        if isinstance(data, StreamedImageSet):  # ImageNet-style: decode a bounded share
+            if len(data) > STREAMED_IMAGES and not args.limit:
+                data = data.subset(balanced_subset(data.labels, STREAMED_IMAGES, seed=0))
+                print(f"{args.paradigm}: using {STREAMED_IMAGES} images of the streamed split, as many "
+                      "of each class (--limit N for another number)", file=sys.stderr)
+            data = data.in_memory()
         source = (data.images, data.labels, data.classes)
         return paradigms.PARADIGMS[args.paradigm](*source, seed=args.seed, **kwargs), source, dataset
     if args.dataset or args.data_root:

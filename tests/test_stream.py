@@ -222,3 +222,25 @@ def test_missing_trees_and_unknown_classes_are_clear_errors(tmp_path, monkeypatc
 def test_in_memory_sets_report_their_image_size(tmp_path):
     images = torch.zeros(2, 3, 16, 16, dtype=torch.uint8)
     assert D.ImageSet(images, torch.zeros(2, dtype=torch.int64), ["a"]).image_size == 16
+
+
+@pytest.mark.parametrize("paradigm", ["noisy", "composite", "cued_detection"])
+def test_experiments_run_on_a_streamed_imagenet_style_run(imagenet, tmp_path, paradigm):
+    """`experiment RUN --paradigm noisy|composite` on a run trained with --dataset imagenet used
+    to crash ('StreamedImageSet' object has no attribute 'images'): the split is decoded."""
+    from gattanet_sim import build_model, experiment
+    from gattanet_sim.io import atomic_save
+    from gattanet_sim.recording import open_recording
+
+    torch.manual_seed(0)
+    model = build_model("toy", num_classes=3, widths=(4, 6, 8), hidden=12, key_dim=4, alpha_init=0.3)
+    ckpt = tmp_path / "run.pt"
+    atomic_save({"model": model.state_dict(), "model_config": model.config,
+                 "config": {"dataset": "imagenet", "data_root": str(imagenet), "image_size": 32,
+                            "timesteps": 2}}, ckpt)
+    out = tmp_path / "e.nc"
+    extra = {"noisy": ["--sigmas", "0,0.1"], "composite": [], "cued_detection": ["--grey", "2"]}[paradigm]
+    assert experiment.main([str(ckpt), "--paradigm", paradigm, "--n", "6", *extra, "--units", "2",
+                            "--conditions", "bottom-up,off", "--template-images", "2", "--out", str(out)]) == 0
+    ds = open_recording(out)
+    assert ds.sizes["presentation"] >= 12 and ds.attrs["dataset"] == "imagenet"
