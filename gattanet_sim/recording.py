@@ -408,8 +408,20 @@ def record(model: GAttANet, stream: Iterable[Presentations], writer: RecordingWr
         for batch in stream:
             traj = model.simulate(batch.images, timesteps, activity="activity" in writer.signals,
                                   query=batch.query)
-            writer.append(trajectory_signals(traj, placement, writer.signals, steps), batch.coords)
+            signals = trajectory_signals(traj, placement, writer.signals, steps)
+            for name, values in signals.items():  # never a recording that looks complete and is not
+                if not np.isfinite(values).all():
+                    first = batch.coords["stimulus_id"][int(np.flatnonzero(~np.isfinite(values))[0]
+                                                            // (values.size // len(values)))]
+                    raise NonFiniteRecording(
+                        f"the simulation gave NaN or infinite {name} (first at stimulus {first}); "
+                        "nothing was written: check the templates, the checkpoint and --unit-noise")
+            writer.append(signals, batch.coords)
     return writer.n
+
+
+class NonFiniteRecording(ValueError):
+    """A simulation whose recorded signals are NaN or infinite (a bad template, a diverged model)."""
 
 
 class IncompleteRecording(ValueError):

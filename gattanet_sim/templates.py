@@ -48,6 +48,10 @@ class Templates:
         dims = {v.shape for v in self.vectors.values()}
         if len(dims) != 1 or len(next(iter(dims))) != 1:
             raise TemplateError(f"templates must all be (d,) vectors of one size, got {sorted(dims)}")
+        bad = [name for name, v in self.vectors.items() if not torch.isfinite(v).all()]
+        if bad:
+            raise TemplateError(f"template {bad[0]!r} holds NaN or infinite values"
+                                + (f" ({len(bad)} templates do)" if len(bad) > 1 else ""))
 
     @property
     def names(self) -> list[str]:

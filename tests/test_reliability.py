@@ -359,3 +359,32 @@ def test_outputs_never_replace_a_checkpoint_or_another_kind_of_file(tmp_path, ca
                             "--out", str(out)]) == 0
     assert experiment.main([str(run / "best.pt"), *grating, "--save-templates", str(tmp_path / "t.json"),
                             "--out", str(out)]) == 0
+
+
+@pytest.mark.parametrize("value, preset", [("NaN", "recipe"), ("1e39", "recipe"), ("1e38", "paper")])
+def test_nan_or_overflowing_templates_never_make_a_complete_recording(tmp_path, capsys, value, preset):
+    """NaN templates used to give an assembly marked complete, half of it NaN; 1e39 overflows
+    float32 when read; 1e38 overflows in the paper's linear gain. Now: refused in one line, no
+    recording, no .partial left."""
+    import json
+
+    import torch
+
+    from gattanet_sim import build_model, experiment
+    from gattanet_sim.io import atomic_save
+
+    torch.manual_seed(0)
+    model = build_model("toy", num_classes=10, widths=(4, 6, 8), hidden=12, key_dim=5, alpha_init=0.4,
+                        preset=preset)
+    ckpt = tmp_path / "m.pt"
+    atomic_save({"model": model.state_dict(), "model_config": model.config,
+                 "config": {"dataset": "stimuli", "timesteps": 2}}, ckpt)
+    templates = tmp_path / "t.json"
+    vector = [float(value)] + [0.5] * 4
+    templates.write_text(json.dumps({"key_dim": 5, "templates": {"0": vector, "90": [0.1] * 5}}))
+    out = tmp_path / "r.nc"
+    code = experiment.main([str(ckpt), "--paradigm", "gratings", "--orientations", "0,90", "--units", "3",
+                            "--conditions", "valid", "--templates", str(templates), "--out", str(out)])
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if "batch/s" not in line]  # not tqdm
+    assert code == 1 and len(err) == 1 and "NaN or infinite" in err[0] and "Traceback" not in err[0], err
+    assert not out.exists() and not list(tmp_path.glob(".*partial"))
