@@ -32,6 +32,8 @@ def main() -> None:
     p.add_argument("--widths", default="64,128,256")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args()
+    if args.repeats < 1 or args.batch_size < 1 or args.warmup < 0:
+        p.error("--repeats and --batch-size must be at least 1, --warmup at least 0")
     widths = tuple(int(w) for w in args.widths.split(","))
     device = torch.device(args.device)
     torch.manual_seed(0)

@@ -20,6 +20,7 @@ import torch.distributed as dist
 from torch import nn
 
 from gattanet_sim.areas import StepBatchNorm
+from gattanet_sim.io import UsageError
 
 
 @dataclass(frozen=True)
@@ -39,27 +40,38 @@ class Context:
         return self.rank == 0
 
 
+def _launcher_int(name: str, default: str | None = None) -> int:
+    """A whole number the launcher set in the environment; a UsageError naming it otherwise
+    (WORLD_SIZE set by hand without torchrun leaves RANK unset)."""
+    value = os.environ.get(name, default)
+    if value is None or not value.strip().isdigit():
+        raise UsageError(f"{name} is {'not set' if value is None else repr(value)} while WORLD_SIZE="
+                         f"{os.environ.get('WORLD_SIZE')!r}: start several processes with torchrun "
+                         "(it sets RANK, LOCAL_RANK and WORLD_SIZE), or unset WORLD_SIZE")
+    return int(value)
+
+
 def from_environment() -> Context:
     """This process's place as torchrun set it, without joining a process group (for work
     that needs no communication, such as recording a share of the images)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = _launcher_int("WORLD_SIZE", "1")
     if world <= 1:
         return Context()
-    rank = int(os.environ["RANK"])
-    return Context(rank, world, int(os.environ.get("LOCAL_RANK", rank)))
+    rank = _launcher_int("RANK")
+    return Context(rank, world, _launcher_int("LOCAL_RANK", str(rank)))
 
 
 def launched() -> bool:
     """Started by torchrun (or another launcher setting WORLD_SIZE) with more than one process."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return _launcher_int("WORLD_SIZE", "1") > 1
 
 
 def setup(device_name: str) -> tuple[Context, torch.device]:
     """Join the process group if launched with several processes; the device of this process."""
     if not launched():
         return Context(), torch.device(device_name)
-    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    rank, world = _launcher_int("RANK"), _launcher_int("WORLD_SIZE")
+    local_rank = _launcher_int("LOCAL_RANK", str(rank))
     cuda = device_name.startswith("cuda")
     if cuda:
         torch.cuda.set_device(local_rank)

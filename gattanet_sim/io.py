@@ -89,9 +89,10 @@ def safe_load(path: Path | str, map_location: str | torch.device = "cpu") -> Any
     """torch.load with weights_only=True: tensors and plain containers, never code."""
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as err:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, OSError) as err:
+        # OSError: a truncated file ("Invalid argument" from the zip reader, naming no file)
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UnsafeFileError(f"refusing to load {path}: not a plain checkpoint ({first})") from None
 

@@ -388,3 +388,43 @@ def test_nan_or_overflowing_templates_never_make_a_complete_recording(tmp_path, 
     err = [line for line in capsys.readouterr().err.strip().splitlines() if "batch/s" not in line]  # not tqdm
     assert code == 1 and len(err) == 1 and "NaN or infinite" in err[0] and "Traceback" not in err[0], err
     assert not out.exists() and not list(tmp_path.glob(".*partial"))
+
+
+def test_a_truncated_checkpoint_is_named_in_one_line(tmp_path, capsys):
+    """A checkpoint cut in half gave 'error: Invalid argument', naming no file."""
+    import torch
+
+    from gattanet_sim import build_model, evaluate
+    from gattanet_sim.io import atomic_save
+
+    model = build_model("toy", num_classes=10, widths=(4, 6, 8), hidden=12)
+    whole = tmp_path / "whole.pt"
+    atomic_save({"model": model.state_dict(), "model_config": model.config, "config": {}}, whole)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    assert evaluate.main([str(cut), "--dataset", "stimuli"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert str(cut) in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+
+
+def test_world_size_without_torchrun_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    """WORLD_SIZE=2 set by hand (no RANK) gave "error: 'RANK'"."""
+    from gattanet_sim import train
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("RANK", raising=False)
+    code = train.main(["--dataset", "stimuli", "--epochs", "1", "--quiet", "--out-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "RANK is not set" in err and "torchrun" in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("flag", ["--repeats", "--batch-size"])
+def test_step_cost_refuses_empty_measurements(flag):
+    """--repeats 0 ended in a StatisticsError, --batch-size 0 in "target met" over empty batches."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "step_cost.py"
+    out = subprocess.run([sys.executable, str(script), flag, "0"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "at least 1" in out.stderr and "Traceback" not in out.stderr, out.stderr
