@@ -177,10 +177,15 @@ def _numbers(name: str, values, **bounds) -> list[float]:
     return [_number(name, v, **bounds) for v in values]
 
 
-def _integer(name: str, value, lo: int) -> int:
+def _integer(name: str, value, lo: int, hi: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
         _fail(f"{name} must be an integer >= {lo}, got {value!r}")
+    if hi is not None and value > hi:
+        _fail(f"{name} must be at most {hi:,} (the images are made in memory), got {value:,}")
     return int(value)
+
+
+MAX_IMAGES = 1_000_000  # images a dataset paradigm may make: 12 GB of 32-pixel float images
 
 
 def _seed(value) -> int:
@@ -492,7 +497,7 @@ def composite(
     images of other classes, all different from each other while there are enough classes.
     """
     source, source_labels, classes = _source(images, labels, classes)
-    n = _integer("n", n, 1)
+    n = _integer("n", n, 1, MAX_IMAGES)
     grid = _integer("grid", grid, 2)
     seed = _seed(seed)
     _, _, h, w = source.shape
@@ -621,9 +626,9 @@ def cued_detection(
     of the item the array was built around), grid.
     """
     source, source_labels, classes = _source(images, labels, classes)
-    n = _integer("n", n, 1)
+    n = _integer("n", n, 1, MAX_IMAGES)
     grid = _integer("grid", grid, 2)
-    grey = max(1, n // 10) if grey is None else _integer("grey", grey, 0)
+    grey = max(1, n // 10) if grey is None else _integer("grey", grey, 0, MAX_IMAGES)
     fraction = _number("present_fraction", present_fraction, 0, 1)
     seed = _seed(seed)
     _, _, h, w = source.shape
@@ -681,7 +686,7 @@ def noisy(
     """
     source, source_labels, classes = _source(images, labels, classes)
     sigmas = _numbers("sigmas", sigmas, lo=0)
-    count = len(source) if n is None else _integer("n", n, 1)
+    count = len(source) if n is None else _integer("n", n, 1, MAX_IMAGES)
     if count > len(source) or count < 1:
         _fail(f"n must be in [1, {len(source)}] (the source's size), got {n!r}")
     seed = _seed(seed)

@@ -428,3 +428,21 @@ def test_step_cost_refuses_empty_measurements(flag):
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "step_cost.py"
     out = subprocess.run([sys.executable, str(script), flag, "0"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "at least 1" in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("paradigm", ["composite", "noisy", "cued_detection"])
+def test_an_impossible_number_of_images_is_refused_before_any_allocation(tmp_path, capsys, paradigm):
+    """--n 300000000 ended in an allocator traceback."""
+    import torch
+
+    from gattanet_sim import build_model, experiment
+    from gattanet_sim.io import atomic_save
+
+    model = build_model("toy", num_classes=10, widths=(4, 6, 8), hidden=12)
+    ckpt = tmp_path / "m.pt"
+    atomic_save({"model": model.state_dict(), "model_config": model.config,
+                 "config": {"dataset": "stimuli", "timesteps": 2}}, ckpt)
+    code = experiment.main([str(ckpt), "--paradigm", paradigm, "--n", "300000000", "--conditions", "off",
+                            "--out", str(tmp_path / "x.nc")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "at most 1,000,000" in err and len(err.splitlines()) == 1, err
