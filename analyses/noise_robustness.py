@@ -23,17 +23,23 @@ import seaborn as sns
 from gattanet_sim.analysis.noise_robustness import noise_robustness
 from gattanet_sim.analysis.output import write_figure, write_table
 from gattanet_sim.cli import analysis_parser, main_guard
+from gattanet_sim.io import UsageError
 from gattanet_sim.recording import open_recording
 
 
 @main_guard
 def main(argv: list[str] | None = None) -> int:
     p = analysis_parser("noise_robustness", __doc__, "the table and figure")
-    p.add_argument("--reference", default="off", help="condition the others are compared to (default off)")
+    p.add_argument("--reference", default=None,
+                   help="condition the others are compared to (default off, where it was recorded)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     args = p.parse_args(argv)
     ds = open_recording(args.recording)
-    table = noise_robustness(ds, reference=args.reference, seed=args.seed)
+    recorded = set(ds["condition"].values.tolist()) if "condition" in ds.coords else set()
+    if args.reference is not None and args.reference not in recorded:  # asked for: never dropped quietly
+        raise UsageError(f"--reference {args.reference}: no such condition in {args.recording} "
+                         f"(it has {', '.join(sorted(recorded)) or 'none'})")
+    table = noise_robustness(ds, reference=args.reference or "off", seed=args.seed)
     write_table(table, args.out / "noise_robustness.csv")
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     conditions = list(dict.fromkeys(table.condition))

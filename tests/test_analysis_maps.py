@@ -309,3 +309,37 @@ def test_readout_gain_peak_is_the_sign_free_question():
     assert readout.gain_peak_at_target == pytest.approx(0.3)  # the 6 images whose agreement is -2 there
     assert readout.gain_peak_ci_low < 0.3 < readout.gain_peak_ci_high
     assert "gain_peak_at_target" not in attention_maps(ds).columns
+
+
+def test_noise_robustness_cli_refuses_a_reference_it_was_not_given(tmp_path, capsys):
+    """--reference nope silently dropped the difference columns; now one line, exit 2."""
+    import importlib.util
+    from pathlib import Path
+
+    path = tmp_path / "noisy.nc"
+    _planted_noisy().assign_attrs(complete=1).to_netcdf(path)
+    script = Path(__file__).resolve().parents[1] / "analyses" / "noise_robustness.py"
+    spec = importlib.util.spec_from_file_location("noise_robustness_cli", script)
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    assert cli.main([str(path), "--out", str(tmp_path / "o"), "--reference", "nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no such condition" in err and "bottom-up, off" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o" / "noise_robustness.csv").exists()
+    assert cli.main([str(path), "--out", str(tmp_path / "o")]) == 0  # off, recorded: as before
+
+
+def test_cueing_without_a_target_class_is_not_measured():
+    """On gratings (no target class: label -1) cueing reported accuracy 0.0."""
+    from gattanet_sim.analysis.cueing import cueing_accuracy
+
+    n = 8
+    ds = xr.Dataset({"logits": (("presentation", "class", "time_bin"), np.random.default_rng(0).normal(size=(n, 10, 2)))},
+                    coords={"condition": ("presentation", ["template"] * n), "cue": ("presentation", ["valid"] * n),
+                            "label": ("presentation", np.full(n, -1)),
+                            "stimulus_id": ("presentation", [f"g/{i}" for i in range(n)]),
+                            "class": list(CIFAR10_CLASSES), "time_bin": [0, 1]}, attrs={"paradigm": "gratings"})
+    with pytest.raises(AnalysisError, match="no presentation has a target class.*gratings"):
+        cueing_accuracy(ds)
+    ds["label"] = ("presentation", np.r_[np.full(n // 2, -1), np.arange(n // 2)])
+    assert (cueing_accuracy(ds).images == n // 2).all()  # only the images with a target are scored

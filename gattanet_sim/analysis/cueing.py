@@ -35,6 +35,13 @@ def cueing_accuracy(ds: xr.Dataset, reference: str = "neutral", seed: int = 0) -
     """Accuracy per condition/cue and time bin with Wilson 95% CIs over images, and the paired
     difference to the `reference` cue (same images) with a bootstrap 95% CI."""
     require(ds, "cueing", variables=("logits",), coords=("condition", "cue", "label", "stimulus_id"))
+    labels = ds["label"].values
+    scored = (labels >= 0) & (labels < ds.sizes["class"])  # images with a target class
+    if not scored.any():
+        raise AnalysisError(f"cueing: no presentation has a target class among the read-out's "
+                            f"{ds.sizes['class']} (labels {sorted(set(labels.tolist()))[:5]}); accuracy "
+                            f"is not measured for the {ds.attrs.get('paradigm', 'recorded')} paradigm")
+    ds = ds.isel(presentation=np.flatnonzero(scored))
     pairs = sorted({(c, q) for c, q in zip(ds["condition"].values, ds["cue"].values)},
                    key=lambda p: (ORDER.index(p[1]) if p[1] in ORDER else len(ORDER), p[0]))
     tables = {pair: _correct(ds, condition=pair[0], cue=pair[1]) for pair in pairs}
