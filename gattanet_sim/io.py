@@ -23,6 +23,14 @@ class UnsafeFileError(ValueError):
     """A file that is not what it claims, or whose loading would run code."""
 
 
+def honour_umask(path: Path | str) -> None:
+    """Give a file made by `tempfile.mkstemp` (always mode 0600) the mode `open` would have
+    given it under the process's umask, so that a lab's shared runs stay readable."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 @contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
@@ -33,6 +41,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    honour_umask(tmp)
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as f:

@@ -36,7 +36,7 @@ import xarray as xr
 
 from gattanet_sim.attention import QuerySource
 from gattanet_sim.dynamics import GAttANet, Trajectory
-from gattanet_sim.io import UsageError, check_replaceable
+from gattanet_sim.io import UsageError, check_replaceable, honour_umask
 
 SIGNALS = ("activity", "gain", "agreement", "query", "logits")
 NEUROID_SIGNALS = ("activity", "gain", "agreement")
@@ -276,6 +276,7 @@ class RecordingWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent)
         os.close(fd)
+        honour_umask(tmp)
         self.tmp = Path(tmp)
         self.signals = signals
         self.kinds = {"stimulus_id": "str", "label": "int", **coordinate_kinds(presentation_coords)}

@@ -446,3 +446,28 @@ def test_an_impossible_number_of_images_is_refused_before_any_allocation(tmp_pat
                             "--out", str(tmp_path / "x.nc")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "at most 1,000,000" in err and len(err.splitlines()) == 1, err
+
+
+def test_written_files_honour_the_umask(tmp_path):
+    """Files written through a temporary file were mode 0600 whatever the umask."""
+    import os
+    import stat
+
+    import numpy as np
+
+    from gattanet_sim.io import atomic_path, write_json
+    from gattanet_sim.recording import RecordingWriter
+
+    old = os.umask(0o022)
+    try:
+        write_json({"a": 1}, tmp_path / "a.json")
+        with atomic_path(tmp_path / "b.txt") as tmp:
+            tmp.write_text("b")
+        neuroids = {"neuroid_id": np.array(["n0"], dtype=object), "region": np.array(["V1"], dtype=object)}
+        with RecordingWriter(tmp_path / "r.nc", neuroids, [0], ("logits",), 4, ["x", "y"], ["stimulus_id", "label"],
+                             {}) as writer:
+            writer.append({"logits": np.zeros((1, 2, 1), np.float32)}, {"stimulus_id": ["s"], "label": [0]})
+    finally:
+        os.umask(old)
+    for name in ("a.json", "b.txt", "r.nc"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
