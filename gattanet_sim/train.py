@@ -666,14 +666,16 @@ def ensure_run(path: Path | str, fallback_dir: Path | str, small: bool = False, 
     """
     path, out = Path(path), Path(fallback_dir)
     if path.exists():
-        return path
+        if path.is_file() or (path / "best.pt").exists() or (path / "last.pt").exists():
+            return path
+        raise RuntimeError(f"{path} holds no checkpoint (best.pt or last.pt): not a trained run")
     size = ({"widths": "16,16,16", "hidden": "32", "epochs": "1", "train-limit": "400",
              "batch-size": "32"} if small
             else {"widths": "32,64,128", "epochs": "4"})
     options = {**size, "mode": mode, "timesteps": str(timesteps or (2 if mode == "sweep" else 6))}
     argv = ["--dataset", "stimuli", "--seed", "0", "--quiet", "--out-dir", str(out)]
     argv += [item for key, value in options.items() for item in (f"--{key}", value)]
-    if (out / "summary.json").exists():
+    if (out / "summary.json").exists() and (out / "best.pt").exists():
         saved = json.loads((out / "summary.json").read_text())["config"]
         asked = run_config(parse_args(argv))
         if all(saved.get(key) == asked[key] for key in (k.replace("-", "_") for k in options)):

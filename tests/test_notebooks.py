@@ -74,6 +74,12 @@ def test_notebook_runs_in_the_small_setting(path, work, monkeypatch):
 def test_ensure_run_uses_the_run_else_trains_a_small_one_once(tmp_path):
     existing = tmp_path / "trained"
     existing.mkdir()
+    with pytest.raises(RuntimeError, match="holds no checkpoint"):  # an empty directory is no run
+        ensure_run(existing, tmp_path / "fallback", small=True)
+    (existing / "summary.json").write_text("{}")  # nor is a lone summary
+    with pytest.raises(RuntimeError, match="holds no checkpoint"):
+        ensure_run(existing, tmp_path / "fallback", small=True)
+    (existing / "best.pt").write_bytes(b"")
     assert ensure_run(existing, tmp_path / "fallback", small=True) == existing
     assert not (tmp_path / "fallback").exists()
 
