@@ -257,6 +257,33 @@ def coordinate_kinds(names: list[str] | dict[str, str]) -> dict[str, str]:
 NC_TYPES = {"str": str, "int": "i8", "float": "f8"}
 
 
+def remove_stale_partials(path: Path) -> list[Path]:
+    """Delete the temporary files of earlier recordings of `path` whose process is gone (a killed
+    recording leaves one, hidden, as large as the recording): `.NAME.<pid>.<random>.partial`."""
+    removed = []
+    for partial in path.parent.glob(f".{glob_escape(path.name)}.*.partial"):
+        pid = partial.name[len(path.name) + 2:].split(".", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        partial.unlink(missing_ok=True)
+        removed.append(partial)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
 class RecordingWriter:
     """Streams presentations into a netCDF file, appended chunk by chunk.
 
@@ -274,7 +301,9 @@ class RecordingWriter:
         self.path = Path(path)
         check_replaceable(self.path, "recording")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent)
+        remove_stale_partials(self.path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.{os.getpid()}.", suffix=".partial",
+                                   dir=self.path.parent)
         os.close(fd)
         honour_umask(tmp)
         self.tmp = Path(tmp)

@@ -471,3 +471,26 @@ def test_written_files_honour_the_umask(tmp_path):
         os.umask(old)
     for name in ("a.json", "b.txt", "r.nc"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+
+
+def test_a_killed_recordings_partial_file_is_removed_by_the_next_one(tmp_path):
+    """A killed experiment left its hidden .partial file forever (617 MB in one probe)."""
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from gattanet_sim.recording import RecordingWriter
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()  # a process that has exited
+    stale = tmp_path / f".r.nc.{dead}.abc123.partial"
+    stale.write_bytes(b"x" * 1000)
+    mine = tmp_path / f".r.nc.{os.getpid()}.def456.partial"  # a recording still going: kept
+    mine.write_bytes(b"y")
+    neuroids = {"neuroid_id": np.array(["n0"], dtype=object), "region": np.array(["V1"], dtype=object)}
+    with RecordingWriter(tmp_path / "r.nc", neuroids, [0], ("logits",), 4, ["x", "y"], ["stimulus_id", "label"],
+                         {}) as writer:
+        writer.append({"logits": np.zeros((1, 2, 1), np.float32)}, {"stimulus_id": ["s"], "label": [0]})
+    assert not stale.exists() and mine.exists() and (tmp_path / "r.nc").exists()
