@@ -146,14 +146,14 @@ def place(probe: Probe, model: GAttANet, image_size: int) -> Placement:
             continue
         channel, row, col = np.indices((area.units, side, side)).reshape(3, -1)  # channel-major
         keep = _select(probe, name, area, channel, row, col, fields[name].start + np.arange(side)
-                       * fields[name].jump, rng)
+                       * fields[name].jump, rng, image_size)
         placement.regions[name] = {"channel": channel[keep], "row": row[keep], "col": col[keep],
                                    "kind": area.kind}
     return placement
 
 
 def _select(probe: Probe, name: str, area, channel: np.ndarray, row: np.ndarray, col: np.ndarray,
-            centres: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+            centres: np.ndarray, rng: np.random.Generator, image_size: int | None = None) -> np.ndarray:
     """Boolean mask of an area's recorded units."""
     units = probe.units
     if isinstance(units, int):
@@ -172,6 +172,9 @@ def _select(probe: Probe, name: str, area, channel: np.ndarray, row: np.ndarray,
         xy = _ints(units[9:], "location")
         if len(xy) != 2:
             raise ProbeError(f"location needs X,Y, got {units[9:]!r}")
+        if image_size is not None and not all(0 <= v < image_size for v in xy):
+            raise ProbeError(f"location {xy[0]},{xy[1]} lies outside the {image_size}x{image_size}-pixel "
+                             "image (pixels 0 to {image_size - 1})".replace("{image_size - 1}", str(image_size - 1)))
         return (row == np.abs(centres - xy[1]).argmin()) & (col == np.abs(centres - xy[0]).argmin())
     return np.ones(len(channel), bool)
 

@@ -494,3 +494,18 @@ def test_a_killed_recordings_partial_file_is_removed_by_the_next_one(tmp_path):
                          {}) as writer:
         writer.append({"logits": np.zeros((1, 2, 1), np.float32)}, {"stimulus_id": ["s"], "label": [0]})
     assert not stale.exists() and mine.exists() and (tmp_path / "r.nc").exists()
+
+
+def test_a_probe_location_outside_the_image_is_refused(tmp_path):
+    """location:X,Y outside the image snapped silently to its edge."""
+    import torch
+
+    from gattanet_sim import build_model
+    from gattanet_sim.recording import Probe, ProbeError, place
+
+    model = build_model("toy", num_classes=10, widths=(4, 6, 8), hidden=12)
+    inside = place(Probe.parse("location:31,0"), model, 32)
+    assert len(inside.regions["V1"]["channel"]) == 4
+    for text in ("location:40,3", "location:-1,3", "location:3,32"):
+        with pytest.raises(ProbeError, match="outside the 32x32-pixel image"):
+            place(Probe.parse(text), model, 32)
