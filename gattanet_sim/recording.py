@@ -174,7 +174,7 @@ def _select(probe: Probe, name: str, area, channel: np.ndarray, row: np.ndarray,
             raise ProbeError(f"location needs X,Y, got {units[9:]!r}")
         if image_size is not None and not all(0 <= v < image_size for v in xy):
             raise ProbeError(f"location {xy[0]},{xy[1]} lies outside the {image_size}x{image_size}-pixel "
-                             "image (pixels 0 to {image_size - 1})".replace("{image_size - 1}", str(image_size - 1)))
+                             f"image (pixels 0 to {image_size - 1})")
         return (row == np.abs(centres - xy[1]).argmin()) & (col == np.abs(centres - xy[0]).argmin())
     return np.ones(len(channel), bool)
 
