@@ -500,6 +500,11 @@ def open_recording(path: Path | str) -> xr.Dataset:
         if joined is not None:
             return joined
         raise FileNotFoundError(f"no such recording: {path}")
+    newer = [part for part in path.parent.glob(f"{glob_escape(path.stem)}.rank*-of-*{path.suffix}")
+             if part.stat().st_mtime > path.stat().st_mtime]
+    if newer:  # a later run by several processes: which one is meant?
+        raise ValueError(f"{path} is older than the parts {newer[0].name}... written by several processes "
+                         "since: remove the one you do not mean")
     try:
         ds = xr.open_dataset(path)
     except (OSError, ValueError) as err:

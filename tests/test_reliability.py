@@ -509,3 +509,27 @@ def test_a_probe_location_outside_the_image_is_refused(tmp_path):
     for text in ("location:40,3", "location:-1,3", "location:3,32"):
         with pytest.raises(ProbeError, match="outside the 32x32-pixel image"):
             place(Probe.parse(text), model, 32)
+
+
+def test_a_single_file_older_than_parts_of_the_same_recording_is_not_opened_silently(tmp_path):
+    """open_recording('x.nc') returned an older one-process file, ignoring newer x.rank*-of-2.nc."""
+    import os
+
+    import numpy as np
+
+    from gattanet_sim.recording import RecordingWriter, open_recording
+
+    neuroids = {"neuroid_id": np.array(["n0"], dtype=object), "region": np.array(["V1"], dtype=object)}
+
+    def write(path):
+        with RecordingWriter(path, neuroids, [0], ("logits",), 4, ["x", "y"], ["stimulus_id", "label"], {}) as w:
+            w.append({"logits": np.zeros((1, 2, 1), np.float32)}, {"stimulus_id": ["s"], "label": [0]})
+
+    write(tmp_path / "x.nc")
+    assert open_recording(tmp_path / "x.nc").sizes["presentation"] == 1
+    write(tmp_path / "x.rank0-of-2.nc")
+    os.utime(tmp_path / "x.nc", (1, 1))  # the one-process file is the older one
+    with pytest.raises(ValueError, match="older than the parts"):
+        open_recording(tmp_path / "x.nc")
+    os.utime(tmp_path / "x.nc", None)  # now the newer: it is the recording meant
+    assert open_recording(tmp_path / "x.nc").sizes["presentation"] == 1
