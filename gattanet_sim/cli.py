@@ -25,8 +25,9 @@ def main_guard(main: Callable[[list[str] | None], int]) -> Callable[[list[str] |
     @functools.wraps(main)
     def wrapped(argv: list[str] | None = None) -> int:
         prog = main.__module__.rsplit(".", 1)[-1]
-        if prog == "__main__":  # a script run by path
-            prog = Path(sys.argv[0]).name
+        if not main.__module__.startswith("gattanet_sim."):  # a script, run by path or loaded
+            where = getattr(sys.modules.get(main.__module__), "__file__", None)  # from its file
+            prog = Path(where or sys.argv[0]).name
         try:
             return main(argv)
         except UsageError as err:  # a bad probe (recording.ProbeError) too

@@ -533,3 +533,22 @@ def test_a_single_file_older_than_parts_of_the_same_recording_is_not_opened_sile
         open_recording(tmp_path / "x.nc")
     os.utime(tmp_path / "x.nc", None)  # now the newer: it is the recording meant
     assert open_recording(tmp_path / "x.nc").sizes["presentation"] == 1
+
+
+def test_a_script_loaded_from_its_file_names_itself_in_its_errors(tmp_path, capsys):
+    """Scripts run inside the scorecard (loaded from their file) prefixed errors 'py: error:'."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "analyses" / "gain_model.py"
+    spec = importlib.util.spec_from_file_location("analysis_script_gain_model.py", script)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        assert module.main([str(tmp_path / "missing.nc"), "--out", str(tmp_path / "o")]) == 1
+    finally:
+        del sys.modules[spec.name]
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gain_model.py: error:"), err
