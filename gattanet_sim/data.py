@@ -162,7 +162,7 @@ def _decode(path: Path, image_size: int | None) -> np.ndarray:
             if image_size is not None and img.size != (image_size, image_size):
                 img = img.resize((image_size, image_size), Image.BILINEAR)
             return np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise DataError(f"cannot decode image {path}: {err}") from None
 
 
@@ -524,7 +524,15 @@ def _streamed_batches(
         # its own generator: the loader's worker seed would otherwise come from the global RNG
         generator=torch.Generator().manual_seed(0),
     )
-    for images, labels in loader:  # (B, 3, S, S) uint8, (B,) int64
+    stream = iter(loader)
+    while True:
+        try:
+            images, labels = next(stream)  # (B, 3, S, S) uint8, (B,) int64
+        except StopIteration:
+            return
+        except DataError as err:  # from a worker: its message holds the worker's traceback
+            raise DataError(str(err).strip().splitlines()[-1].removeprefix("gattanet_sim.data.")
+                            .removeprefix("DataError: ")) from None
         images = images.to(device, non_blocking=True).float().div_(255)  # (B, 3, S, S)
         yield images, labels.to(device, non_blocking=True)
 

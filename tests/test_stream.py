@@ -244,3 +244,27 @@ def test_experiments_run_on_a_streamed_imagenet_style_run(imagenet, tmp_path, pa
                             "--conditions", "bottom-up,off", "--template-images", "2", "--out", str(out)]) == 0
     ds = open_recording(out)
     assert ds.sizes["presentation"] >= 12 and ds.attrs["dataset"] == "imagenet"
+
+
+def test_a_broken_image_decoded_by_a_worker_is_one_short_line(tmp_path, monkeypatch):
+    """A zero-byte JPEG read by a DataLoader worker gave a 1,610-character line holding the
+    worker's traceback; now the one-line DataError naming the file."""
+    monkeypatch.setenv("GATTANET_WORKERS", "1")
+    write_imagenet(tmp_path, "train", per_class=2)
+    write_imagenet(tmp_path, "val", per_class=1)
+    (tmp_path / "train" / "bee" / "bee_999.JPEG").write_bytes(b"")
+    data = load(tmp_path)
+    with pytest.raises(D.DataError) as err:
+        epoch(data, batch_size=8)
+    message = str(err.value)
+    assert "bee_999.JPEG" in message and "\n" not in message and len(message) < 400 and "Traceback" not in message
+
+
+def test_a_decompression_bomb_is_a_data_error_naming_the_file(tmp_path, monkeypatch):
+    """PIL's DecompressionBombError escaped as a traceback."""
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # every 40x30 image is now "a bomb"
+    write_imagenet(tmp_path, "train", classes=("ant",), per_class=1)
+    with pytest.raises(D.DataError, match="cannot decode image .*ant_000.JPEG"):
+        D._read_rgb(next((tmp_path / "train" / "ant").iterdir()))
