@@ -40,7 +40,7 @@ import pandas as pd
 from scipy import stats
 
 from gattanet_sim.analysis.detection import detection_table, seed_summary
-from gattanet_sim.cli import Parser, name_list, positive_int
+from gattanet_sim.cli import Parser, name_list, positive_int, seed_list
 from gattanet_sim.io import atomic_path
 from gattanet_sim.recording import open_recording
 
@@ -78,16 +78,6 @@ VARIANTS = {
 CONDITIONS = "valid,neutral,invalid,shuffled,negated,bottom-up"
 CONTRASTS = {"valid - neutral": ("valid", 1), "neutral - invalid": ("invalid", -1),
              "shuffled - neutral": ("shuffled", 1), "negated - neutral": ("negated", 1)}
-
-
-def seeds(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated seeds, got {text!r}") from None
-    if any(v < 0 for v in values):
-        raise argparse.ArgumentTypeError(f"seeds are >= 0, got {text}")
-    return values
 
 
 def sh(cmd: list[str], threads: int) -> None:
@@ -222,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default="../shared/datasets")
     p.add_argument("--variants", type=name_list, default=["cue", "neutral-only"])
-    p.add_argument("--seeds", type=seeds, default=(0, 1, 2))
+    p.add_argument("--seeds", type=seed_list, default=[0, 1, 2])
     p.add_argument("--epochs", type=positive_int, default=3)
     p.add_argument("--threads", type=positive_int, default=1)
     p.add_argument("--recipe", action=argparse.BooleanOptionalAction, default=True,

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from scipy import stats
 
-from gattanet_sim.cli import Parser, pick_device, positive_int, set_threads
+from gattanet_sim.cli import Parser, pick_device, positive_int, seed_list, set_threads
 from gattanet_sim.data import load_split
 from gattanet_sim.evaluate import accuracy_per_timestep, load_checkpoint
 from gattanet_sim.io import atomic_path
@@ -423,16 +423,6 @@ def write_noise_outputs(rows: list[dict], configs: list[str]) -> None:
            title="Toy model, CIFAR-10: robustness to pixel noise (mean ± sd over seeds)")
     with atomic_path(NOISE.with_suffix(".png")) as tmp:
         ax.figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-
-
-def seed_list(text: str) -> list[int]:
-    try:
-        seeds = [int(s) for s in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated seeds (whole numbers), got {text!r}") from None
-    if any(s < 0 for s in seeds):
-        raise argparse.ArgumentTypeError(f"seeds must be >= 0, got {text}")
-    return seeds
 
 
 def main() -> None:

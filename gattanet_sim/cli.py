@@ -111,6 +111,17 @@ def int_list(text: str) -> tuple[int, ...]:
     return values
 
 
+def seed_list(text: str) -> list[int]:
+    """Comma-separated seeds, whole numbers >= 0."""
+    try:
+        seeds = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated seeds (whole numbers), got {text!r}") from None
+    if any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be >= 0, got {text}")
+    return seeds
+
+
 def name_list(text: str) -> tuple[str, ...]:
     values = tuple(v.strip() for v in text.split(","))
     if not all(values):

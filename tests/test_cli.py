@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import StopAfter
 from gattanet_sim import evaluate, train
 
 TINY = ["--dataset", "stimuli", "--widths", "4,8,8", "--hidden", "16", "--key-dim", "4",
@@ -59,20 +60,6 @@ def test_evaluate_prints_and_writes_accuracy_per_timestep(tmp_path, capsys):
     assert evaluate.main([str(out / "best.pt"), "--noise-std", "0.1", "--limit", "50",
                           "--out", str(again)]) == 0
     assert json.loads(again.read_text())["accuracy"] == result["accuracy"]
-
-
-class StopAfter:
-    """Stands in for the signal handler: 'receives' SIGINT after `steps` training steps."""
-
-    steps = 5  # 3 steps an epoch (96 images, batch 32): stops at epoch 1, step 2
-
-    def __init__(self) -> None:
-        self.seen = 0
-
-    @property
-    def signal(self):
-        self.seen += 1
-        return signal.SIGINT if self.seen >= self.steps else None
 
 
 def test_interrupted_and_resumed_run_ends_with_identical_weights(tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import StopAfter
 from gattanet_sim import cued_task, experiment, train
 from gattanet_sim.analysis.detection import detection_table
 from gattanet_sim.recording import open_recording
@@ -83,19 +84,6 @@ def test_training_draws_cues_with_the_asked_validity():
 
 TINY = ["--dataset", "stimuli", "--widths", "4,8,8", "--hidden", "16", "--key-dim", "4",
         "--batch-size", "32", "--train-limit", "96", "--quiet"]
-
-
-class StopAfter:
-    steps = 5
-
-    def __init__(self) -> None:
-        self.seen = 0
-
-    @property
-    def signal(self):
-        import signal
-        self.seen += 1
-        return signal.SIGINT if self.seen >= self.steps else None
 
 
 @pytest.fixture(scope="module")
