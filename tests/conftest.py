@@ -78,3 +78,17 @@ class StopAfter:
 
         self.seen += 1
         return signal.SIGINT if self.seen >= self.steps else None
+
+
+def assert_same_run(a, b) -> None:
+    """Two run directories ended with the same weights and the same metrics (but the seconds)."""
+    import json
+
+    import torch
+
+    wa = torch.load(a / "last.pt", weights_only=True)["model"]
+    wb = torch.load(b / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    strip = lambda p: [{k: v for k, v in json.loads(line).items() if k != "seconds"}  # noqa: E731
+                       for line in p.read_text().splitlines()]
+    assert strip(a / "metrics.jsonl") == strip(b / "metrics.jsonl")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import StopAfter
+from conftest import StopAfter, assert_same_run
 from gattanet_sim import evaluate, train
 
 TINY = ["--dataset", "stimuli", "--widths", "4,8,8", "--hidden", "16", "--key-dim", "4",
@@ -73,12 +72,7 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(tmp_path, monke
     assert (cut["epoch"], cut["step"]) == (1, 2)
     monkeypatch.undo()
     assert run_train(tmp_path / "cut", *args, "--resume") == 0
-    a = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)["model"]
-    b = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    strip = lambda p: [{k: v for k, v in json.loads(l).items() if k != "seconds"}  # noqa: E731
-                       for l in p.read_text().splitlines()]
-    assert strip(tmp_path / "straight" / "metrics.jsonl") == strip(tmp_path / "cut" / "metrics.jsonl")
+    assert_same_run(tmp_path / "straight", tmp_path / "cut")
 
 
 def test_same_seed_same_weights_other_seed_other_weights(tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import StopAfter
+from conftest import StopAfter, assert_same_run
 from gattanet_sim import cued_task, experiment, train
 from gattanet_sim.analysis.detection import detection_table
 from gattanet_sim.recording import open_recording
@@ -107,12 +107,7 @@ def test_cued_training_fine_tunes_with_learned_cues_and_resumes_exactly(trained,
     assert train.main([*args, "--out-dir", str(tmp_path / "cut")]) == 130
     monkeypatch.undo()
     assert train.main([*args, "--out-dir", str(tmp_path / "cut"), "--resume"]) == 0
-    a = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)["model"]
-    b = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    strip = lambda p: [{k: v for k, v in json.loads(l).items() if k != "seconds"}  # noqa: E731
-                       for l in p.read_text().splitlines()]
-    assert strip(tmp_path / "straight" / "metrics.jsonl") == strip(tmp_path / "cut" / "metrics.jsonl")
+    assert_same_run(tmp_path / "straight", tmp_path / "cut")
 
 
 def test_cue_templates_start_as_the_runs_class_templates(trained, tmp_path):
