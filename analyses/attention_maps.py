@@ -29,7 +29,7 @@ from gattanet_sim.analysis.attention_maps import (
     READOUT, _image_side, agreement_maps, attention_maps, conv_regions,
 )
 from gattanet_sim.analysis.common import AnalysisError, last_time_bin
-from gattanet_sim.analysis.output import write_figure, write_table
+from gattanet_sim.analysis.output import all_or_nothing, write_figure, write_table
 from gattanet_sim.cli import analysis_parser, main_guard, positive_int
 from gattanet_sim.data import load_split
 from gattanet_sim.recording import open_recording
@@ -136,6 +136,7 @@ def draw(ds: xr.Dataset, picks: np.ndarray, t: int, images: np.ndarray | None) -
 
 
 @main_guard
+@all_or_nothing
 def main(argv: list[str] | None = None) -> int:
     p = analysis_parser("attention_maps", __doc__, "the table and figure")
     p.add_argument("--data-root", type=Path, default=None, help="dataset root of composite/noisy images")

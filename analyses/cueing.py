@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from gattanet_sim.analysis.cueing import cueing_accuracy, reaction_times
-from gattanet_sim.analysis.output import write_figure, write_table
+from gattanet_sim.analysis.output import all_or_nothing, write_figure, write_table
 from gattanet_sim.cli import analysis_parser, main_guard
 from gattanet_sim.recording import open_recording
 
@@ -35,6 +35,7 @@ def _bars(ax, values, low, high, labels, color) -> None:
 
 
 @main_guard
+@all_or_nothing
 def main(argv: list[str] | None = None) -> int:
     p = analysis_parser("cueing", __doc__)
     p.add_argument("--threshold", type=float, default=0.5,

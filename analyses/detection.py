@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from gattanet_sim.analysis.detection import detection_table
-from gattanet_sim.analysis.output import write_figure, write_table
+from gattanet_sim.analysis.output import all_or_nothing, write_figure, write_table
 from gattanet_sim.cli import analysis_parser, main_guard
 from gattanet_sim.recording import open_recording
 
@@ -37,6 +37,7 @@ def _points(ax, table, column: str, color: str, label: str | None = None, shift:
 
 
 @main_guard
+@all_or_nothing
 def main(argv: list[str] | None = None) -> int:
     p = analysis_parser("detection", __doc__)
     p.add_argument("--reference", default="neutral", help="cue type differences are taken to")

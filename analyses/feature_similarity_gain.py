@@ -23,7 +23,7 @@ import pandas as pd
 
 from gattanet_sim.analysis.common import describe, typed_selection
 from gattanet_sim.analysis.feature_similarity import feature_similarity_units, summarize
-from gattanet_sim.analysis.output import write_figure, write_table
+from gattanet_sim.analysis.output import all_or_nothing, write_figure, write_table
 from gattanet_sim.cli import add_selection_arguments, analysis_parser, main_guard
 from gattanet_sim.recording import open_recording
 
@@ -68,6 +68,7 @@ def figure(table: pd.DataFrame, samples: pd.DataFrame, title: str) -> plt.Figure
 
 
 @main_guard
+@all_or_nothing
 def main(argv: list[str] | None = None) -> int:
     p = analysis_parser("feature_similarity_gain", __doc__)
     add_selection_arguments(p, "condition=template")

@@ -27,7 +27,7 @@ from gattanet_sim.analysis.common import describe, typed_selection
 from gattanet_sim.analysis.gain_model import (
     CLASSES, contrast_response_curves, gain_model_units, summarize,
 )
-from gattanet_sim.analysis.output import write_figure, write_table
+from gattanet_sim.analysis.output import all_or_nothing, write_figure, write_table
 from gattanet_sim.cli import add_selection_arguments, analysis_parser, main_guard
 from gattanet_sim.recording import open_recording
 
@@ -98,6 +98,7 @@ def figure(table: pd.DataFrame, curves: pd.DataFrame, title: str) -> plt.Figure:
 
 
 @main_guard
+@all_or_nothing
 def main(argv: list[str] | None = None) -> int:
     p = analysis_parser("gain_model", __doc__)
     add_selection_arguments(p)

@@ -26,12 +26,13 @@ from gattanet_sim.analysis.common import describe
 from gattanet_sim.analysis.modulation_index import (
     BIOLOGY, hierarchy_trend, modulation_index,
 )
-from gattanet_sim.analysis.output import write_figure, write_table
+from gattanet_sim.analysis.output import all_or_nothing, write_figure, write_table
 from gattanet_sim.cli import add_selection_arguments, analysis_parser, main_guard
 from gattanet_sim.recording import open_recording
 
 
 @main_guard
+@all_or_nothing
 def main(argv: list[str] | None = None) -> int:
     p = analysis_parser("modulation_index", __doc__)
     p.add_argument("--min-response", type=float, default=1e-3, help="least R_att + R_unatt of a unit")

@@ -21,13 +21,14 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 from gattanet_sim.analysis.noise_robustness import noise_robustness
-from gattanet_sim.analysis.output import write_figure, write_table
+from gattanet_sim.analysis.output import all_or_nothing, write_figure, write_table
 from gattanet_sim.cli import analysis_parser, main_guard
 from gattanet_sim.io import UsageError
 from gattanet_sim.recording import open_recording
 
 
 @main_guard
+@all_or_nothing
 def main(argv: list[str] | None = None) -> int:
     p = analysis_parser("noise_robustness", __doc__, "the table and figure")
     p.add_argument("--reference", default=None,

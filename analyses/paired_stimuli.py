@@ -16,13 +16,14 @@ import sys
 
 import seaborn as sns
 
-from gattanet_sim.analysis.output import write_figure, write_table
+from gattanet_sim.analysis.output import all_or_nothing, write_figure, write_table
 from gattanet_sim.analysis.paired_stimuli import attention_to_preferred
 from gattanet_sim.cli import analysis_parser, main_guard
 from gattanet_sim.recording import open_recording
 
 
 @main_guard
+@all_or_nothing
 def main(argv: list[str] | None = None) -> int:
     p = analysis_parser("paired_stimuli", __doc__, "the table and figure")
     p.add_argument("--min-selectivity", type=float, default=0.1)

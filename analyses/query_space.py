@@ -23,7 +23,7 @@ import numpy as np
 import seaborn as sns
 
 from gattanet_sim.analysis.common import AnalysisError
-from gattanet_sim.analysis.output import write_figure, write_table
+from gattanet_sim.analysis.output import all_or_nothing, write_figure, write_table
 from gattanet_sim.analysis.query_space import (
     class_rdms, query_embedding, query_space, representational_geometry,
 )
@@ -32,6 +32,7 @@ from gattanet_sim.recording import open_recording
 
 
 @main_guard
+@all_or_nothing
 def main(argv: list[str] | None = None) -> int:
     p = analysis_parser("query_space", __doc__)
     p.add_argument("--time-bin", type=int, default=0, help="time bin of the query (default 0)")

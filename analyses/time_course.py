@@ -21,13 +21,14 @@ import numpy as np
 import seaborn as sns
 
 from gattanet_sim.analysis.common import describe
-from gattanet_sim.analysis.output import write_figure, write_table
+from gattanet_sim.analysis.output import all_or_nothing, write_figure, write_table
 from gattanet_sim.analysis.time_course import BIOLOGY, time_course
 from gattanet_sim.cli import add_selection_arguments, analysis_parser, main_guard
 from gattanet_sim.recording import open_recording
 
 
 @main_guard
+@all_or_nothing
 def main(argv: list[str] | None = None) -> int:
     p = analysis_parser("time_course", __doc__)
     add_selection_arguments(p)

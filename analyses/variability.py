@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from gattanet_sim.analysis.common import describe
-from gattanet_sim.analysis.output import write_figure, write_table
+from gattanet_sim.analysis.output import all_or_nothing, write_figure, write_table
 from gattanet_sim.analysis.variability import BIOLOGY, variability
 from gattanet_sim.cli import add_selection_arguments, analysis_parser, main_guard, positive_int
 from gattanet_sim.recording import open_recording
@@ -46,6 +46,7 @@ def _bars(ax: plt.Axes, table, name: str, ylabel: str) -> None:
 
 
 @main_guard
+@all_or_nothing
 def main(argv: list[str] | None = None) -> int:
     p = analysis_parser("variability", __doc__, "the table and figure")
     add_selection_arguments(p)

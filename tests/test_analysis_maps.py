@@ -343,3 +343,34 @@ def test_cueing_without_a_target_class_is_not_measured():
         cueing_accuracy(ds)
     ds["label"] = ("presentation", np.r_[np.full(n // 2, -1), np.arange(n // 2)])
     assert (cueing_accuracy(ds).images == n // 2).all()  # only the images with a target are scored
+
+
+def test_an_analysis_that_fails_on_its_figure_leaves_no_fresh_table(tmp_path):
+    """Three analyses wrote their CSV, then failed on the figure, leaving a CSV the scorecard
+    read as a result: now the outputs appear together or not at all, earlier files untouched."""
+    import importlib.util
+    from pathlib import Path
+
+    path = tmp_path / "noisy.nc"
+    _planted_noisy().assign_attrs(complete=1).to_netcdf(path)
+    script = Path(__file__).resolve().parents[1] / "analyses" / "noise_robustness.py"
+    spec = importlib.util.spec_from_file_location("noise_robustness_all_or_none", script)
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "noise_robustness.csv").write_text("an earlier table\n")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the figure failed")
+
+    real = cli.write_figure
+    cli.write_figure = broken
+    with pytest.raises(RuntimeError, match="the figure failed"):
+        cli.main([str(path), "--out", str(out)])
+    assert (out / "noise_robustness.csv").read_text() == "an earlier table\n"
+    assert sorted(p.name for p in out.iterdir()) == ["noise_robustness.csv"]  # no temporary left
+    cli.write_figure = real
+    assert cli.main([str(path), "--out", str(out)]) == 0
+    assert (out / "noise_robustness.csv").read_text() != "an earlier table\n"
+    assert (out / "noise_robustness.png").exists()

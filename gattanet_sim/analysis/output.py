@@ -1,8 +1,19 @@
-"""Writing an analysis's table and figure: CSV, PNG and SVG, each through a temporary file."""
+"""Writing an analysis's tables and figures: CSV, PNG and SVG, each through a temporary file.
+
+An analysis script's outputs are written all or none (`all_or_nothing`): each goes to a
+temporary file first, and they are renamed into place together only when the script ends
+well, so a failure on the figure never leaves a fresh table that looks like a result.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import os
+import tempfile
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Callable, Iterator
 
 import matplotlib
 
@@ -10,11 +21,52 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from gattanet_sim.io import atomic_path  # noqa: E402
+from gattanet_sim.io import atomic_path, honour_umask  # noqa: E402
+
+_PENDING: ContextVar[list[tuple[Path, Path]] | None] = ContextVar("pending_outputs", default=None)
+
+
+@contextlib.contextmanager
+def _output(path: Path) -> Iterator[Path]:
+    """A temporary path for `path`: renamed at once, or at the end of `all_or_nothing`."""
+    pending = _PENDING.get()
+    if pending is None:
+        with atomic_path(path) as tmp:
+            yield tmp
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    honour_umask(tmp)
+    pending.append((Path(tmp), path))
+    yield Path(tmp)
+
+
+def all_or_nothing(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
+    """Run a script's main() so that its outputs appear together when it returns 0, and none
+    of them (the earlier files left as they were) when it fails."""
+
+    @functools.wraps(main)
+    def wrapped(argv: list[str] | None = None) -> int:
+        pending: list[tuple[Path, Path]] = []
+        token = _PENDING.set(pending)
+        code = 1
+        try:
+            code = main(argv)
+        finally:
+            _PENDING.reset(token)
+            for tmp, path in pending:
+                if code == 0:
+                    os.replace(tmp, path)
+                else:
+                    tmp.unlink(missing_ok=True)
+        return code
+
+    return wrapped
 
 
 def write_table(table: pd.DataFrame, path: Path) -> Path:
-    with atomic_path(path) as tmp:
+    with _output(path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     return path
 
@@ -24,7 +76,7 @@ def write_figure(figure: plt.Figure, stem: Path) -> list[Path]:
     paths = []
     for suffix in (".png", ".svg"):
         path = stem.with_suffix(suffix)
-        with atomic_path(path) as tmp:
+        with _output(path) as tmp:
             figure.savefig(tmp, format=suffix[1:], dpi=130, bbox_inches="tight")
         paths.append(path)
     plt.close(figure)
