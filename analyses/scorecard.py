@@ -17,7 +17,8 @@ cascade model, for reaction times).
 receptive field. Every analysis writes its table and figure into TABLES/<analysis>/. Each row
 of the scorecard compares one signature of attention with the biological finding: the
 model's value with its 95% CI, and a verdict: agrees (the CI lies on the side biology
-reports), disagrees (on the other side) or inconclusive (the CI includes no effect).
+reports), disagrees (on the other side) or inconclusive (the CI includes no effect); a value or
+CI that is NaN is "not measured", never a verdict.
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ class Row:
 
     @property
     def verdict(self) -> str:
-        if pd.isna(self.low) or pd.isna(self.high):
-            return "inconclusive"
+        if pd.isna(self.value) or pd.isna(self.low) or pd.isna(self.high):
+            return "not measured"  # NaN is never a verdict
         above, below = self.low > self.reference, self.high < self.reference
         if (above and self.expected > 0) or (below and self.expected < 0):
             return "agrees"
@@ -104,7 +105,11 @@ def _read(tables: Path, name: str, file: str | None = None) -> pd.DataFrame:
     path = tables / name / (file or f"{name}.csv")
     if not path.exists():
         raise UsageError(f"no table {path}: run the analyses first (without --skip-analyses)")
-    return pd.read_csv(path)
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UsageError(f"table {path} cannot be read ({first}): re-run the analyses") from None
 
 
 def _last(table: pd.DataFrame) -> pd.DataFrame:
@@ -235,8 +240,8 @@ def markdown(rows: list[Row], header: str) -> str:
         lines.append(f"| {r.signature} | {r.biology} | {measure} | {r.value:.3g} [{r.low:.3g}, {r.high:.3g}]"
                      f" | {r.verdict} |")
     counts = pd.Series([r.verdict for r in rows]).value_counts()
-    lines += ["", "Verdicts: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in ("agrees", "disagrees", "inconclusive"))
-              + "."]
+    kinds = ("agrees", "disagrees", "inconclusive") + (("not measured",) if "not measured" in counts else ())
+    lines += ["", "Verdicts: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in kinds) + "."]
     return "\n".join(lines) + "\n"
 
 
