@@ -385,6 +385,18 @@ def _load_imagenet(root: Path, split: str, image_size: int) -> StreamedImageSet:
     return StreamedImageSet(files, classes, "imagenet", image_size, resize)
 
 
+CIFAR_CLASS_COUNTS = {"cifar10": 10, "cifar100": 100}
+
+
+def _whole_cifar(data: ImageSet, name: str, where: Path) -> ImageSet:
+    """A tree labelled cifar10/cifar100 must hold every class: 3 of 100 would train a 3-class
+    run under the dataset's name."""
+    if len(data.classes) != CIFAR_CLASS_COUNTS[name]:
+        raise DataError(f"{where} holds {len(data.classes)} class folders; {name} has "
+                        f"{CIFAR_CLASS_COUNTS[name]} (for a subset of classes use --dataset folder)")
+    return data
+
+
 def _load_cifar(name: str, root: Path, split: str, download: bool) -> ImageSet:
     train = split != "test"
     found = _cifar_torchvision(name, root, train, download=False)
@@ -393,14 +405,18 @@ def _load_cifar(name: str, root: Path, split: str, download: bool) -> ImageSet:
         if tree is not None:
             if not train:
                 if _is_class_tree(tree / "test"):
-                    return decode_tree(tree / "test")
+                    return _whole_cifar(decode_tree(tree / "test"), name, tree / "test")
                 raise DatasetUnavailable(f"{tree} holds no test split of {name}")
-            return decode_tree(tree / "train")
+            return _whole_cifar(decode_tree(tree / "train"), name, tree / "train")
+        if (root / CIFAR_DIRS[name]).is_dir():  # torchvision's copy is there but does not load
+            raise DatasetUnavailable(f"{root / CIFAR_DIRS[name]} is not a readable copy of {name} "
+                                     "(corrupt or incomplete): remove it to download it again")
         found = _cifar_torchvision(name, root, train, download=download)
     if found is None:
+        tried = download and not os.environ.get("GATTANET_OFFLINE")
         raise DatasetUnavailable(
-            f"no copy of {name} in {root} (torchvision download, class-folder tree or .tar.gz) "
-            "and the download failed"
+            f"no copy of {name} in {root} (torchvision download, class-folder tree or .tar.gz)"
+            + (" and the download failed" if tried else "; no download was tried (offline)")
         )
     return found
 

@@ -104,22 +104,22 @@ def _archive(path: Path, tree: Path, arcname: str) -> Path:
 
 def test_cifar_from_a_class_tree_archive_like_the_shared_copy(tmp_path):
     """`--dataset cifar10` finds cifar10-*.tar.gz in the root, extracts it once, splits it."""
-    classes = ("airplane", "automobile", "bird")
-    src = write_tree(tmp_path / "src" / "train", classes=classes, per_class=5, size=8, suffix=".jpg")
+    classes = D.CIFAR10_CLASSES
+    src = write_tree(tmp_path / "src" / "train", classes=classes, per_class=3, size=8, suffix=".jpg")
     root = tmp_path / "root"
     root.mkdir()
     _archive(root / "cifar10-jpeg-train.tar.gz", src, "cifar10-jpeg/train")
-    train = D.load_split("cifar10", "train", root, val_size=3, download=False)
-    val = D.load_split("cifar10", "val", root, val_size=3, download=False)
-    assert (len(train), len(val)) == (12, 3) and train.classes == list(classes)
+    train = D.load_split("cifar10", "train", root, val_size=10, download=False)
+    val = D.load_split("cifar10", "val", root, val_size=10, download=False)
+    assert (len(train), len(val)) == (20, 10) and train.classes == list(classes)
     assert len(list((tmp_path / "cache").glob("extracted-*"))) == 1
     with pytest.raises(D.DatasetUnavailable, match="no test split"):
         D.load_split("cifar10", "test", root, download=False)
 
 
 def test_cifar_from_an_extracted_tree(tmp_path):
-    write_tree(tmp_path / "cifar10-jpeg" / "train", classes=("a", "b"), per_class=4, size=8)
-    assert len(D.load_split("cifar10", "val", tmp_path, val_size=2, download=False)) == 2
+    write_tree(tmp_path / "cifar10-jpeg" / "train", classes=D.CIFAR10_CLASSES, per_class=2, size=8)
+    assert len(D.load_split("cifar10", "val", tmp_path, val_size=10, download=False)) == 10
 
 
 @contextlib.contextmanager
@@ -210,3 +210,21 @@ def test_stimuli_are_seeded_balanced_and_split():
     val, _, _ = shapes(4, image_size=16, seed=1, split="val")
     assert torch.equal(images, again) and not torch.equal(images, val)
     assert D.load_split("stimuli", "val", stimuli_per_class=10).images.shape == (20, 3, 32, 32)
+
+
+def test_a_cifar100_tree_with_three_classes_is_not_a_cifar100_run(tmp_path):
+    """A CIFAR-100 tree holding 3 of 100 classes trained a 3-class run labelled cifar100."""
+    write_tree(tmp_path / "cifar100-jpeg" / "train", classes=("apple", "bee", "cup"), per_class=4, size=32)
+    with pytest.raises(D.DataError, match="holds 3 class folders; cifar100 has 100"):
+        D.load_split("cifar100", "train", tmp_path, val_size=3)
+
+
+def test_a_corrupt_torchvision_copy_is_named_and_no_download_is_claimed(tmp_path):
+    """A corrupt cifar-100-python/ said 'the download failed' though none was tried."""
+    (tmp_path / "cifar-100-python").mkdir()
+    (tmp_path / "cifar-100-python" / "train").write_bytes(b"not a pickle")
+    with pytest.raises(D.DatasetUnavailable, match="cifar-100-python is not a readable copy") as err:
+        D.load_split("cifar100", "train", tmp_path)
+    assert "download failed" not in str(err.value)
+    with pytest.raises(D.DatasetUnavailable, match="no download was tried"):
+        D.load_split("cifar10", "train", tmp_path / "empty")
