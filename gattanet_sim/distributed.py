@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -66,8 +67,10 @@ def launched() -> bool:
     return _launcher_int("WORLD_SIZE", "1") > 1
 
 
-def setup(device_name: str) -> tuple[Context, torch.device]:
-    """Join the process group if launched with several processes; the device of this process."""
+def setup(device_name: str, timeout_s: float | None = None) -> tuple[Context, torch.device]:
+    """Join the process group if launched with several processes; the device of this process.
+    `timeout_s`: how long a collective waits for a process that stopped (gloo's and NCCL's
+    default is 30 minutes) before every process fails with an error."""
     if not launched():
         return Context(), torch.device(device_name)
     rank, world = _launcher_int("RANK"), _launcher_int("WORLD_SIZE")
@@ -75,7 +78,8 @@ def setup(device_name: str) -> tuple[Context, torch.device]:
     cuda = device_name.startswith("cuda")
     if cuda:
         torch.cuda.set_device(local_rank)
-    dist.init_process_group("nccl" if cuda else "gloo")
+    timeout = {} if timeout_s is None else {"timeout": timedelta(seconds=timeout_s)}
+    dist.init_process_group("nccl" if cuda else "gloo", **timeout)
     return Context(rank, world, local_rank), torch.device(f"cuda:{local_rank}" if cuda else "cpu")
 
 

@@ -52,7 +52,7 @@ from gattanet_sim.signal_detection import sdt
 
 # Arguments that may differ between a run and its resumption (the preset only names defaults:
 # the options it resolves to are compared one by one).
-RESUMABLE = ("resume", "device", "quiet", "preset", "precision", "compile")
+RESUMABLE = ("resume", "device", "quiet", "preset", "precision", "compile", "dist_timeout")
 LATER = {"query_leak": 0.0, "gain_tau": 1.0, "stem": None, "per_block": False, "weights": None,
          "attention_areas": None, "random_timesteps": False, "alpha_sign": "free",
          "gain_map": "position", "key_position": "none", "cue_classes": 0, "task": "classify",
@@ -157,6 +157,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     r.add_argument("--compile", action="store_true",
                    help="torch.compile the T-step simulation (fewer, fused kernels; compiling "
                         "takes a minute or more)")
+    r.add_argument("--dist-timeout", type=positive_int, default=None, metavar="SECONDS",
+                   help="under torchrun: how long the processes wait for one that stopped before "
+                        "all fail (default: torch's 30 minutes)")
     r.add_argument("--out-dir", type=Path, default=None)
     r.add_argument("--resume", action="store_true", help="continue the run in --out-dir")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -322,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     set_threads()
     device = pick_device(args.device)
-    context, device = distributed.setup(str(device))
+    context, device = distributed.setup(str(device), args.dist_timeout)
     try:
         return _main(args, context, device)
     finally:

@@ -126,3 +126,27 @@ def test_a_recording_by_two_processes_opens_as_one(tmp_path):
     (tmp_path / "two.rank1-of-2.nc").unlink()
     with pytest.raises(IncompleteRecording, match="rank1-of-2"):
         open_recording(tmp_path / "two.nc")
+
+
+def test_dist_timeout_reaches_the_process_group(tmp_path, monkeypatch):
+    """A paused torchrun worker blocked the other for gloo's 30-minute default with no option."""
+    from datetime import timedelta
+
+    from gattanet_sim import distributed
+
+    seen = {}
+
+    def fake_init(backend, **kwargs):
+        seen.update(backend=backend, **kwargs)
+
+    monkeypatch.setattr(distributed.dist, "init_process_group", fake_init)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    context, device = distributed.setup("cpu", 45)
+    assert seen == {"backend": "gloo", "timeout": timedelta(seconds=45)} and context.world == 2
+    seen.clear()
+    distributed.setup("cpu")
+    assert seen == {"backend": "gloo"}  # torch's own default unless asked
+    from gattanet_sim.train import parse_args
+
+    assert parse_args(["--dist-timeout", "45"]).dist_timeout == 45
