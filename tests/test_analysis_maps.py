@@ -311,17 +311,23 @@ def test_readout_gain_peak_is_the_sign_free_question():
     assert "gain_peak_at_target" not in attention_maps(ds).columns
 
 
-def test_noise_robustness_cli_refuses_a_reference_it_was_not_given(tmp_path, capsys):
-    """--reference nope silently dropped the difference columns; now one line, exit 2."""
+def _noise_script(tmp_path):
+    """analyses/noise_robustness.py loaded as a module, and a planted recording on disk."""
     import importlib.util
     from pathlib import Path
 
     path = tmp_path / "noisy.nc"
     _planted_noisy().assign_attrs(complete=1).to_netcdf(path)
     script = Path(__file__).resolve().parents[1] / "analyses" / "noise_robustness.py"
-    spec = importlib.util.spec_from_file_location("noise_robustness_cli", script)
+    spec = importlib.util.spec_from_file_location(f"noise_robustness_{tmp_path.name}", script)
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
+    return cli, path
+
+
+def test_noise_robustness_cli_refuses_a_reference_it_was_not_given(tmp_path, capsys):
+    """--reference nope silently dropped the difference columns; now one line, exit 2."""
+    cli, path = _noise_script(tmp_path)
     assert cli.main([str(path), "--out", str(tmp_path / "o"), "--reference", "nope"]) == 2
     err = capsys.readouterr().err.strip()
     assert "no such condition" in err and "bottom-up, off" in err and len(err.splitlines()) == 1
@@ -348,15 +354,7 @@ def test_cueing_without_a_target_class_is_not_measured():
 def test_an_analysis_that_fails_on_its_figure_leaves_no_fresh_table(tmp_path):
     """Three analyses wrote their CSV, then failed on the figure, leaving a CSV the scorecard
     read as a result: now the outputs appear together or not at all, earlier files untouched."""
-    import importlib.util
-    from pathlib import Path
-
-    path = tmp_path / "noisy.nc"
-    _planted_noisy().assign_attrs(complete=1).to_netcdf(path)
-    script = Path(__file__).resolve().parents[1] / "analyses" / "noise_robustness.py"
-    spec = importlib.util.spec_from_file_location("noise_robustness_all_or_none", script)
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli, path = _noise_script(tmp_path)
     out = tmp_path / "o"
     out.mkdir()
     (out / "noise_robustness.csv").write_text("an earlier table\n")
