@@ -33,7 +33,7 @@ def _points(ax, table, column: str, color: str, label: str | None = None, shift:
     value = table[column].to_numpy(float)
     low, high = table[f"{column}_ci_low"].to_numpy(float), table[f"{column}_ci_high"].to_numpy(float)
     ax.errorbar(x, value, yerr=[value - low, high - value], fmt="o", color=color, capsize=4, label=label)
-    ax.set_xticks(np.arange(len(table)), table.cue_type)
+    ax.set_xticks(np.arange(len(table)), table.cue_type, rotation=20)
 
 
 @main_guard
@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         part = last[last.display == display].set_index("cue_type").reindex(array.cue_type).reset_index()
         if part.fa_rate.notna().any():
             _points(axes[2], part, "fa_rate", color, f"{display} display", shift=0.15 * (k - 0.5))
-    axes[2].set(ylabel="false-alarm rate (95% CI)", ylim=(0, 1), title="False alarms")
+    axes[2].set(ylabel="false-alarm rate (95% CI)", ylim=(0, 1), title="False alarms (grey: identical images, so\n"
+                 "its CI counts repeats of each question, not independent draws)")
     axes[2].legend(fontsize=8)
     for ax in axes:
         ax.title.set_fontsize(10)
