@@ -27,6 +27,7 @@ the rates it read), carried by the simulator like the hidden state of a recurren
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -180,6 +181,7 @@ def divisive_gain(field: torch.Tensor, drive: torch.Tensor, s: float = SEMI_SATU
     return (a * (1 + s) / (s + pooled)).view_as(field)  # (B, P) -> the field's shape
 
 
+@functools.lru_cache(maxsize=64)
 def sinusoidal_code(key_dim: int, height: int, width: int) -> torch.Tensor:
     """A fixed 2-D position code, (d, H, W), of unit norm at every position.
 
@@ -189,7 +191,8 @@ def sinusoidal_code(key_dim: int, height: int, width: int) -> torch.Tensor:
     w_k = pi k / n, k = 1..n: P(x) . P(y) = mean over axes and k of cos(w_k (x - y)), 1 at
     x = y; no frequency turns more than half a cycle over the field, so it falls monotonically
     with distance (a broad spotlight, without the side lobes of higher frequencies). d not a
-    multiple of 4 leaves the last dimensions 0."""
+    multiple of 4 leaves the last dimensions 0. Cached: every step of every area asks for it
+    (callers must not write into it)."""
     n = key_dim // 4
     if n < 1:
         raise ValueError(f"a sinusoidal position code needs key_dim >= 4, got {key_dim}")
