@@ -38,49 +38,52 @@ experiments: $(STAMP)
 	    --conditions bottom-up,off,valid,neutral,invalid --signals logits,query --out $(REC)/composite.nc
 	$(PY) analyses/cueing.py $(REC)/composite.nc --out $(EXP)
 
-# The biology scorecard from scratch: trains the recipe's toy model (sweep, T = 2, 10 epochs) and
-# a cascade model (T = 6, CASCADE_EPOCHS; the recipe as it was when the scorecard was made, two
-# sets of batch-norm statistics and a fixed T) unless the runs exist (`make -j2 scorecard` trains the
-# two side by side), records the experiments, runs every analysis.
+# The biology scorecard from scratch, every model side by side: trains what is missing (the
+# recipe at T = 2, the T > 2 recipe at T = 4, a cascade model, alpha >= 0, the cue-trained model
+# fine-tuned from the recipe; `make -j2 scorecard` trains two at a time), builds the reference
+# (the recipe's backbone with a gain set from tuning, gattanet_sim/reference.py), records each
+# model's experiments (skipping recordings already made from the same checkpoint and command),
+# runs every analysis and scores every model with one rule (analyses/scorecard.py).
 DATA_ROOT ?= ../shared/datasets
 SWEEP_RUN ?= runs/toy_cifar10/positive-gain-s0
+T4_RUN ?= runs/toy_cifar10/recipe-T4-s0
 CASCADE_RUN ?= runs/toy_cifar10/cascade-T6-s0
 CASCADE_EPOCHS ?= 5
+ALPHA_RUN ?= runs/toy_cifar10/positive-alpha-sign-s0
+CUE_RUN ?= runs/toy_cifar10/cued/cue-s0
+REFERENCE_RUN ?= runs/toy_cifar10/reference-s0
 SC ?= data/recordings/scorecard
 TABLES ?= results/scorecard
 SCORECARD ?= results/biology_scorecard.md
 TOY = --dataset cifar10 --data-root $(DATA_ROOT) --widths 32,64,128 --seed 0 --quiet
-GRATINGS = --paradigm gratings --orientations 0,45,90,135 --spatial-frequencies 0.5 --phases 0,90,180,270
-EXPERIMENT = $(PY) -m gattanet_sim.experiment
+RESUME = $$(test -f $(@D)/last.pt && echo --resume)
 
 $(SWEEP_RUN)/summary.json: | $(STAMP)
-	$(PY) -m gattanet_sim.train $(TOY) --epochs 10 --timesteps 2 --out-dir $(SWEEP_RUN) \
-	    $$(test -f $(SWEEP_RUN)/last.pt && echo --resume)
+	$(PY) -m gattanet_sim.train $(TOY) --epochs 10 --timesteps 2 --out-dir $(@D) $(RESUME)
+
+$(T4_RUN)/summary.json: | $(STAMP)
+	$(PY) -m gattanet_sim.train $(TOY) --epochs 10 --timesteps 4 --out-dir $(@D) $(RESUME)
 
 $(CASCADE_RUN)/summary.json: | $(STAMP)
 	$(PY) -m gattanet_sim.train $(TOY) --epochs $(CASCADE_EPOCHS) --mode cascade --timesteps 6 \
-	    --norm-steps 2 --gain-tau 1 --no-random-timesteps --out-dir $(CASCADE_RUN) $$(test -f $(CASCADE_RUN)/last.pt && echo --resume)
+	    --norm-steps 2 --gain-tau 1 --no-random-timesteps --out-dir $(@D) $(RESUME)
 
-scorecard: $(STAMP) $(SWEEP_RUN)/summary.json $(CASCADE_RUN)/summary.json
-	$(EXPERIMENT) $(SWEEP_RUN) $(GRATINGS) --contrasts series:0.1 --conditions off,valid,invalid \
-	    --units 128 --out $(SC)/crf.nc
-	$(EXPERIMENT) $(SWEEP_RUN) $(GRATINGS) --contrasts 1 --conditions off,template --units 128 \
-	    --out $(SC)/feature.nc
-	$(EXPERIMENT) $(SWEEP_RUN) --paradigm two_stimulus --spatial-frequency 0.5 --units all \
-	    --conditions bottom-up,template,off --out $(SC)/pairs.nc
-	$(EXPERIMENT) $(SWEEP_RUN) $(GRATINGS) --contrasts 0.5,1 --conditions valid,invalid --trials 8 \
-	    --unit-noise 0.3 --units 64 --out $(SC)/trials.nc
-	$(EXPERIMENT) $(CASCADE_RUN) $(GRATINGS) --contrasts 1 --conditions valid,invalid --units 128 \
-	    --out $(SC)/cascade.nc
-	$(EXPERIMENT) $(SWEEP_RUN) --paradigm noisy --sigmas 0 --n 1000 --conditions bottom-up,off \
-	    --units channels:0,1,2,3,4,5,6,7,8,9 --signals activity,gain,agreement,logits,query --out $(SC)/clean.nc
-	$(EXPERIMENT) $(SWEEP_RUN) --paradigm noisy --sigmas 0,0.05,0.1,0.2,0.3 --n 1000 \
-	    --conditions bottom-up,off --signals logits,query --out $(SC)/noisy.nc
-	$(EXPERIMENT) $(SWEEP_RUN) --paradigm composite --n 1000 --conditions bottom-up,off,valid,neutral,invalid \
-	    --signals logits,query --out $(SC)/composite.nc
-	$(EXPERIMENT) $(CASCADE_RUN) --paradigm composite --n 500 --conditions valid,neutral,invalid \
-	    --signals logits,query --out $(SC)/cascade_composite.nc
-	$(PY) analyses/scorecard.py --recordings $(SC) --tables $(TABLES) --out $(SCORECARD) \
+$(ALPHA_RUN)/summary.json: | $(STAMP)
+	$(PY) -m gattanet_sim.train $(TOY) --epochs 10 --timesteps 2 --alpha-sign positive --out-dir $(@D) $(RESUME)
+
+$(CUE_RUN)/summary.json: $(SWEEP_RUN)/summary.json
+	$(PY) -m gattanet_sim.train $(TOY) --epochs 3 --timesteps 2 --task cued-detection --lr 0.02 \
+	    --alpha-lr 0.5 --gain-map both --cue-validity 0.8 --cue-neutral 0.2 --init $(SWEEP_RUN) \
+	    --out-dir $(@D) $(RESUME)
+
+$(REFERENCE_RUN)/best.pt: $(SWEEP_RUN)/summary.json
+	$(PY) -m gattanet_sim.reference $(SWEEP_RUN) --out $(@D)
+
+scorecard: $(STAMP) $(SWEEP_RUN)/summary.json $(T4_RUN)/summary.json $(CASCADE_RUN)/summary.json \
+           $(ALPHA_RUN)/summary.json $(CUE_RUN)/summary.json $(REFERENCE_RUN)/best.pt
+	$(PY) analyses/scorecard.py --model recipe=$(SWEEP_RUN) --model recipe-T4=$(T4_RUN) \
+	    --model cascade=$(CASCADE_RUN) --model alpha-positive=$(ALPHA_RUN) --model cue-trained=$(CUE_RUN) \
+	    --model reference=$(REFERENCE_RUN) --recordings $(SC) --tables $(TABLES) --out $(SCORECARD) \
 	    --data-root $(DATA_ROOT)
 
 # The cued detection study: the recipe's T = 2 runs fine-tuned on cued present/absent detection

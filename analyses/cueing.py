@@ -9,7 +9,9 @@ Writes cueing.csv (accuracy per condition/cue and time bin, Wilson 95% CIs over 
 the paired difference to the neutral cue with a bootstrap 95% CI), reaction_times.csv (per
 condition/cue: the first time bin, and its start in ms, at which the read-out's top-class
 softmax probability exceeds --threshold; the fraction that never crosses; the accuracy of
-the decision taken then; RT differences to the neutral cue; 95% CIs) and cueing.png/.svg.
+the decision taken then; RT differences to the neutral cue; 95% CIs; crossed_fraction and
+distinct_rts, the number of distinct RTs of the cue and the neutral cue together: with one
+or two, an RT difference of 0 [0, 0] means "cannot measure") and cueing.png/.svg.
 Biology: valid cues speed and improve detection, invalid ones slow and impair it.
 """
 
@@ -91,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     if times is not None:
         print()
         print(times.round(4).to_string(index=False))
+        coarse = times[times.distinct_rts <= 2]
+        if len(coarse):
+            print(f"note: RTs take at most two values for {', '.join(coarse.cue)} (with the neutral cue): "
+                  "their RT differences cannot be measured at this resolution", file=sys.stderr)
     return 0
 
 

@@ -71,7 +71,7 @@ def figure(table: pd.DataFrame, samples: pd.DataFrame, title: str) -> plt.Figure
 @all_or_nothing
 def main(argv: list[str] | None = None) -> int:
     p = analysis_parser("feature_similarity_gain", __doc__)
-    add_selection_arguments(p, "condition=template")
+    add_selection_arguments(p, "cue=attend")
     p.add_argument("--feature", default="orientation")
     p.add_argument("--period", type=float, default=180.0, help="of the feature, degrees")
     p.add_argument("--min-response", type=float, default=0.1,

@@ -1,17 +1,25 @@
-"""Response gain, contrast gain or additive shift: attention on contrast-response functions.
+"""Response gain, contrast gain, additive shift or activity gain: attention on contrast-response
+functions.
 
     python -m gattanet_sim.experiment RUN_DIR --paradigm gratings --orientations 0,45,90,135 \\
         --contrasts series:0.1 --spatial-frequencies 0.5 --phases 0,90,180,270 \\
-        --conditions off,valid --units 128 --out data/recordings/crf.nc
+        --conditions neutral,valid --units 128 --out data/recordings/crf.nc
     python analyses/gain_model.py data/recordings/crf.nc --out results/crf
 
-Writes gain_model.csv (per area: the fraction of units best described by response gain,
-contrast gain, an additive shift, no change, or a poor fit, with Wilson 95% CIs; median g, k
-and d/|Rmax| with bootstrap 95% CIs), gain_model_units.csv (every unit's fits) and
-gain_model.png/.svg. Biology: the normalisation model of attention (Reynolds & Heeger 2009)
-gives response gain for stimuli large relative to the attention field, contrast gain for small
-ones; V4 showed response gain in Williford & Maunsell 2006 and contrast gain (attention like a
-x1.51 contrast increase) in Reynolds, Pasternak & Desimone 2000.
+The unattended reference defaults to the neutral cue (the mean template). `--unattended
+condition=off` still works, but under `off` every area is normalised with its first step's
+batch-norm statistics, so R(template) / R(off) differs from 1 before any feature effect.
+
+Writes gain_model.csv (per area: the fraction of units classed response gain, contrast gain,
+additive shift, activity gain (the whole curve, baseline included, times a), no change, or a
+poor fit, with Wilson 95% CIs; median g, k, d/|Rmax| and a with bootstrap 95% CIs),
+gain_model_units.csv (every unit's fits, with p_vs_none: the Bonferroni-corrected F-test p of
+its effect model against no change) and gain_model.png/.svg. An effect class needs that p
+below --alpha; among the effect models that pass, the lowest AIC wins. Biology: the
+normalisation model of attention (Reynolds & Heeger 2009) gives response gain for stimuli
+large relative to the attention field, contrast gain for small ones; in V4 response and
+contrast gain fitted about equally well (Williford & Maunsell 2006), and attention acted like a
+x1.51 contrast increase (Reynolds, Pasternak & Desimone 2000).
 """
 
 from __future__ import annotations
@@ -25,13 +33,17 @@ import pandas as pd
 
 from gattanet_sim.analysis.common import describe, typed_selection
 from gattanet_sim.analysis.gain_model import (
-    CLASSES, contrast_response_curves, gain_model_units, summarize,
+    ATTENDED, CLASSES, UNATTENDED, contrast_response_curves, gain_model_units, summarize,
 )
 from gattanet_sim.analysis.output import all_or_nothing, write_figure, write_table
 from gattanet_sim.cli import add_selection_arguments, analysis_parser, main_guard
 from gattanet_sim.recording import open_recording
 
-CLASS_COLORS = dict(zip(CLASSES, ("#c44e52", "#4c72b0", "#55a868", "#8c8c8c", "#dddddd")))
+CLASS_COLORS = dict(zip(CLASSES, ("#c44e52", "#4c72b0", "#55a868", "#dd8452", "#8c8c8c",
+                                  "#dddddd")))
+GAINS = (("g", "g: response gain (Rmax x g)", "#c44e52"),
+         ("k", "k: contrast gain (c50 / k)", "#4c72b0"),
+         ("a", "a: activity gain (R x a)", "#dd8452"))
 
 
 def figure(table: pd.DataFrame, curves: pd.DataFrame, title: str) -> plt.Figure:
@@ -49,13 +61,12 @@ def figure(table: pd.DataFrame, curves: pd.DataFrame, title: str) -> plt.Figure:
     counts = fractions.groupby("region", sort=False)["of"].first()
     ax.set_xticks(range(len(regions)), [f"{r}\n(n={counts[r]})" for r in regions])
     ax.set(ylim=(0, 1), ylabel="fraction of responsive units (Wilson 95% CI)",
-           title="Best model by AIC")
+           title="Class: F test against no change, then AIC")
     ax.legend(fontsize=8, ncol=2, loc="upper right")
 
     ax = axes[1]
-    medians = table[(table.statistic == "median") & table.name.isin(["g", "k"])]
-    for offset, (name, label, color) in zip((-0.12, 0.12), (("g", "g: response gain (Rmax x g)", "#c44e52"),
-                                                            ("k", "k: contrast gain (c50 / k)", "#4c72b0"))):
+    medians = table[(table.statistic == "median") & table.name.isin([g[0] for g in GAINS])]
+    for offset, (name, label, color) in zip((-0.16, 0.0, 0.16), GAINS):
         rows = medians[medians.name == name].set_index("region").reindex(regions)
         xs = np.arange(len(regions)) + offset
         ax.errorbar(xs, rows.value, yerr=[rows.value - rows.ci_low, rows.ci_high - rows.value],
@@ -89,9 +100,10 @@ def figure(table: pd.DataFrame, curves: pd.DataFrame, title: str) -> plt.Figure:
     ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.text(0.01, -0.04, "Biology: normalisation model (Reynolds & Heeger 2009): response gain when the "
-             "stimulus is large relative to the attention field, contrast gain when small. V4: response "
-             "gain (Williford & Maunsell 2006);\ncontrast gain, attention like a x1.51 contrast increase "
-             "(Reynolds, Pasternak & Desimone 2000). Here the gratings are full-field.",
+             "stimulus is large relative to the attention field, contrast gain when small. V4: "
+             "response and contrast gain fit about equally well\n(Williford & Maunsell 2006); "
+             "attention like a x1.51 contrast increase (Reynolds, Pasternak & Desimone 2000). "
+             "Here the gratings are full-field.",
              fontsize=8, va="top")
     fig.tight_layout()
     return fig
@@ -101,21 +113,25 @@ def figure(table: pd.DataFrame, curves: pd.DataFrame, title: str) -> plt.Figure:
 @all_or_nothing
 def main(argv: list[str] | None = None) -> int:
     p = analysis_parser("gain_model", __doc__)
-    add_selection_arguments(p)
+    add_selection_arguments(p, describe(ATTENDED), describe(UNATTENDED))
     p.add_argument("--min-r2", type=float, default=0.8, help="below this R^2 a unit is a poor fit")
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="an effect class needs its F test against no change below alpha / 4 "
+                        "(Bonferroni over the four effect models)")
     p.add_argument("--time-bin", type=int, default=None, help="default: the last")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     args = p.parse_args(argv)
     ds = open_recording(args.recording)
     attended, unattended = typed_selection(ds, args.attended), typed_selection(ds, args.unattended)
-    units = gain_model_units(ds, attended, unattended, args.min_r2, time_bin=args.time_bin)
+    units = gain_model_units(ds, attended, unattended, args.min_r2, time_bin=args.time_bin,
+                             alpha=args.alpha)
     table = summarize(units, args.seed)
     curves = contrast_response_curves(ds, attended, unattended, args.time_bin)
     write_table(table, args.out / "gain_model.csv")
     write_table(units, args.out / "gain_model_units.csv")
     t = int(curves.time_bin.iloc[0])
     title = (f"Attention on contrast-response functions: {describe(args.attended)} vs {describe(args.unattended)}, "
-             f"time bin {t}, R^2 >= {args.min_r2}")
+             f"time bin {t}, R^2 >= {args.min_r2}, alpha {args.alpha}")
     write_figure(figure(table, curves, title), args.out / "gain_model")
     print(table.round(4).to_string(index=False))
     return 0

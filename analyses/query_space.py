@@ -5,7 +5,11 @@
     python analyses/query_space.py data/recordings/clean.nc --out results/query_space
 
 Writes query_space.csv (cross-validated logistic-regression accuracy of the query: all
-classes, and animals vs vehicles for CIFAR-10; Wilson 95% CIs over images; chance),
+classes, and animals vs vehicles for CIFAR-10; Wilson 95% CIs over images; chance; two
+controls: shuffled_accuracy with shuffled_ci_low/high, the same classifier on labels permuted
+--permutations times, and rows signal=query_without_readout, the mean of every area's query
+but the read-out's, where the recording has area_queries: record it with
+--signals activity,gain,agreement,logits,query,area_queries; else column note says so),
 query_embedding.csv (2-D PCA, or --method umap, of every image's query), class_rdms.csv and
 representational_geometry.csv (rsatoolbox RDMs of the class means of the query and of each
 area's activity per condition, and their cosine / tau-a similarity between conditions with
@@ -25,7 +29,7 @@ import seaborn as sns
 from gattanet_sim.analysis.common import AnalysisError
 from gattanet_sim.analysis.output import all_or_nothing, write_figure, write_table
 from gattanet_sim.analysis.query_space import (
-    class_rdms, query_embedding, query_space, representational_geometry,
+    SHUFFLES, class_rdms, query_embedding, query_space, representational_geometry,
 )
 from gattanet_sim.cli import analysis_parser, main_guard, positive_int
 from gattanet_sim.recording import open_recording
@@ -41,10 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--geometry-time-bin", type=int, default=None,
                    help="time bin of the RDMs (default: the last, where gains have acted)")
     p.add_argument("--resamples", type=positive_int, default=1000, help="bootstrap resamples of the RDMs")
-    p.add_argument("--seed", type=int, default=0, help="cross-validation and bootstrap seed")
+    p.add_argument("--seed", type=int, default=0, help="cross-validation, permutation and bootstrap seed")
+    p.add_argument("--permutations", type=positive_int, default=SHUFFLES,
+                   help=f"label permutations of the shuffled-label control (default {SHUFFLES})")
     args = p.parse_args(argv)
     ds = open_recording(args.recording)
-    table = query_space(ds, args.time_bin, args.condition, seed=args.seed)
+    table = query_space(ds, args.time_bin, args.condition, seed=args.seed, permutations=args.permutations)
+    if (table.note != "").any():
+        print(f"note: {table.note[table.note != ''].iloc[0]}", file=sys.stderr)
     embedding = query_embedding(ds, args.time_bin, args.condition, args.method, seed=args.seed)
     write_table(table, args.out / "query_space.csv")
     write_table(embedding, args.out / "query_embedding.csv")
@@ -69,14 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     sns.scatterplot(embedding, x="dim1", y="dim2", hue="class", hue_order=classes, style="group",
                     markers=markers, palette="tab10", s=10, alpha=0.6, linewidth=0, ax=ax)
     ax.legend(fontsize=7, markerscale=1.5, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    rows = table.set_index("task")
-    lines = [f"{task}: {r.accuracy:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}], chance {r.chance:.2f}"
-             for task, r in rows.iterrows()]
+    names = {"query": "", "query_without_readout": " w/o read-out"}
+    lines = [f"{r.task}{names.get(r.signal, ' ' + r.signal)}: {r.accuracy:.2f} [{r.ci_low:.2f}, "
+             f"{r.ci_high:.2f}], shuffled {r.shuffled_accuracy:.2f} [{r.shuffled_ci_low:.2f}, "
+             f"{r.shuffled_ci_high:.2f}], chance {r.chance:.2f}" for r in table.itertuples()]
     if args.method == "pca":
         ax.set(xlabel=f"PC1 ({embedding.explained_1.iloc[0]:.0%} var.)",
                ylabel=f"PC2 ({embedding.explained_2.iloc[0]:.0%} var.)")
     ax.set_title(f"Global query, {args.condition}, t={args.time_bin} ({len(embedding)} images)\n"
-                 "5-fold logistic decoding: " + "; ".join(lines), fontsize=8)
+                 "5-fold logistic decoding:\n" + "\n".join(lines), fontsize=7)
     if geometry is not None:
         ax = axes[0, 1]
         t = int(rdms.time_bin.iloc[0])

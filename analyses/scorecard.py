@@ -1,82 +1,89 @@
-"""The model against biology: every analysis on a set of experiment recordings, one scorecard.
+"""The models against biology: every analysis on every model's recordings, one scorecard.
 
-    python analyses/scorecard.py --recordings data/recordings/scorecard --tables results/scorecard \\
-        --out results/biology_scorecard.md [--data-root DIR] [--skip-analyses]
+    python analyses/scorecard.py --model recipe=runs/toy_cifar10/positive-gain-s0 \\
+        --model reference=runs/toy_cifar10/reference-s0 [--model NAME=RUN ...] \\
+        --recordings data/recordings/scorecard --tables results/scorecard \\
+        --out results/biology_scorecard.md [--data-root DIR]
 
-`make scorecard` makes the recordings (see the Makefile) and runs this. The recordings, by
-file name: crf.nc (gratings, contrast series, cues valid/invalid and off), feature.nc (gratings,
-off and a template per orientation), pairs.nc (two stimuli: bottom-up, attend A/B, off),
-trials.nc (gratings with unit noise, repeated trials, valid/invalid), cascade.nc (the cascade
-model on gratings, valid/invalid), clean.nc (validation images: bottom-up and off, agreement of
-every position of a few channels), noisy.nc (validation images under pixel noise), composite.nc
-(search displays with valid/neutral/invalid cues) and cascade_composite.nc (the same on the
-cascade model, for reaction times).
+    python analyses/scorecard.py --recordings DIR --tables DIR --out FILE.md [--skip-analyses]
 
-"Attended" is the valid cue (the template of what is shown) and "unattended" the invalid one
-(the template of another orientation), the model's analogue of attending inside vs outside a
-receptive field. Every analysis writes its table and figure into TABLES/<analysis>/. Each row
-of the scorecard compares one signature of attention with the biological finding: the
-model's value with its 95% CI, and a verdict: agrees (the CI lies on the side biology
-reports), disagrees (on the other side) or inconclusive (the CI includes no effect); a value or
-CI that is NaN is "not measured", never a verdict.
+With `--model NAME=RUN` (repeatable) every model is recorded into RECORDINGS/NAME/ (the
+experiments of `RECORDINGS`, each skipped when a complete recording of the same checkpoint and
+command is there), analysed into TABLES/NAME/<analysis>/ and scored into one table, findings x
+models, in --out (markdown), TABLES/scorecard.csv (long form) and the figure beside --out
+(.png/.svg). Without `--model` the recordings in --recordings (the file names of `RECORDINGS`)
+are one model's, analysed into --tables. `--skip-analyses` rebuilds the card from the tables,
+and refuses tables that were made from other recordings than the ones there now.
+
+The findings, their sources and the one verdict rule are in `gattanet_sim.analysis.scorecard`
+(and written under the table): "attended" is the valid cue (the template of what is shown),
+"unattended" the invalid one (the template of another orientation), the model's analogue of
+attending inside vs outside a receptive field.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import io
+import json
+import shlex
+import shutil
 import sys
-from dataclasses import dataclass
+import time
 from pathlib import Path
 
-import pandas as pd
+import matplotlib
 
-from gattanet_sim.cli import Parser, UsageError, main_guard
-from gattanet_sim.io import atomic_path
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from gattanet_sim.analysis import scorecard as card  # noqa: E402
+from gattanet_sim.analysis.output import write_figure  # noqa: E402
+from gattanet_sim.cli import Parser, UsageError, main_guard  # noqa: E402
+from gattanet_sim.io import atomic_path, sha256  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-VALID, INVALID = "cue=valid", "cue=invalid"
+VALID, INVALID, NEUTRAL = "cue=valid", "cue=invalid", "cue=neutral"
+GRATINGS = ["--paradigm", "gratings", "--orientations", "0,45,90,135", "--spatial-frequencies", "0.5",
+            "--phases", "0,90,180,270"]
+
+# recording -> the experiment's arguments (after the run)
+RECORDINGS: dict[str, list[str]] = {
+    "crf.nc": [*GRATINGS, "--contrasts", "series:0.1", "--conditions", "valid,neutral,invalid", "--units", "128"],
+    "feature.nc": [*GRATINGS, "--contrasts", "1", "--conditions", "neutral,template", "--units", "128"],
+    "pairs.nc": ["--paradigm", "two_stimulus", "--spatial-frequency", "0.5", "--units", "all",
+                 "--conditions", "bottom-up,template,off"],
+    "trials.nc": [*GRATINGS, "--contrasts", "0.5,1", "--conditions", "valid,invalid", "--trials", "8",
+                  "--unit-noise", "0.3", "--units", "64"],
+    "time.nc": [*GRATINGS, "--contrasts", "1", "--conditions", "valid,invalid", "--units", "128"],
+    "clean.nc": ["--paradigm", "noisy", "--sigmas", "0", "--n", "1000", "--conditions", "bottom-up,off",
+                 "--units", "channels:0,1,2,3,4,5,6,7,8,9", "--signals", "activity,gain,agreement,logits,query,area_queries"],
+    "noisy.nc": ["--paradigm", "noisy", "--sigmas", "0,0.05,0.1,0.2,0.3", "--n", "1000",
+                 "--conditions", "bottom-up,off", "--signals", "logits,query"],
+    "composite.nc": ["--paradigm", "composite", "--n", "1000", "--conditions", "bottom-up,off,valid,neutral,invalid",
+                     "--signals", "logits,query"],
+}
 
 # analysis -> (script, recording, extra arguments)
 ANALYSES = {
     "modulation_index": ("modulation_index.py", "crf.nc", ["--attended", VALID, "--unattended", INVALID]),
     "gain_model": ("gain_model.py", "crf.nc", ["--attended", VALID, "--unattended", INVALID]),
-    "feature_similarity_gain": ("feature_similarity_gain.py", "feature.nc", []),
+    "feature_similarity_gain": ("feature_similarity_gain.py", "feature.nc", ["--unattended", NEUTRAL]),
     "paired_stimuli": ("paired_stimuli.py", "pairs.nc", []),
     "variability": ("variability.py", "trials.nc", ["--attended", VALID, "--unattended", INVALID]),
-    "time_course": ("time_course.py", "cascade.nc", ["--attended", VALID, "--unattended", INVALID]),
+    "time_course": ("time_course.py", "time.nc", ["--attended", VALID, "--unattended", INVALID]),
     "attention_maps": ("attention_maps.py", "clean.nc", []),
     "query_space": ("query_space.py", "clean.nc", []),
     "noise_robustness": ("noise_robustness.py", "noisy.nc", []),
     "cueing": ("cueing.py", "composite.nc", []),
-    "cueing_cascade": ("cueing.py", "cascade_composite.nc", []),
 }
-
-
-@dataclass
-class Row:
-    """One signature: the model's value, its CI, and the sign biology reports (+1 / -1)."""
-
-    signature: str
-    biology: str
-    measure: str
-    value: float
-    low: float
-    high: float
-    expected: int
-    reference: float = 0.0
-    note: str = ""
-
-    @property
-    def verdict(self) -> str:
-        if pd.isna(self.value) or pd.isna(self.low) or pd.isna(self.high):
-            return "not measured"  # NaN is never a verdict
-        above, below = self.low > self.reference, self.high < self.reference
-        if (above and self.expected > 0) or (below and self.expected < 0):
-            return "agrees"
-        if above or below:
-            return "disagrees"
-        return "inconclusive"
+COLOURS = {"agrees": "#4daf4a", "disagrees": "#e41a1c", "inconclusive": "#bdbdbd",
+           "cannot measure": "#fdd49e", "architecture": "#c6dbef", "not measured": "#ffffff"}
 
 
 def run_script(name: str, argv: list[str]) -> None:
@@ -89,182 +96,236 @@ def run_script(name: str, argv: list[str]) -> None:
         raise UsageError(f"{name} failed on {argv[0]}")
 
 
-def run_analyses(recordings: Path, tables: Path, data_root: Path | None) -> None:
+def _attrs(path: Path) -> dict:
+    with xr.open_dataset(path) as ds:
+        return dict(ds.attrs)
+
+
+def record(run: Path, recordings: Path) -> None:
+    """Every recording of `RECORDINGS` for one run, unless a complete one of the same checkpoint
+    and command is there already."""
+    from gattanet_sim import experiment
+    from gattanet_sim.evaluate import load_checkpoint  # noqa: F401  (the run must load)
+
+    checkpoint = next((p for p in (run / "best.pt", run / "last.pt") if p.exists()), None)
+    if checkpoint is None:
+        raise UsageError(f"{run} has no best.pt or last.pt: train it first")
+    digest = sha256(checkpoint)
+    for name, arguments in RECORDINGS.items():
+        out = recordings / name
+        argv = [str(run), *arguments, "--out", str(out)]
+        if out.exists():
+            attrs = _attrs(out)
+            if (attrs.get("checkpoint_sha256") == digest and json.loads(attrs.get("argv", "[]"))[1:] == argv[1:]
+                    and int(attrs.get("complete", 0)) == 1):
+                continue
+        print(f"== record {name}: python -m gattanet_sim.experiment {shlex.join(argv)}", flush=True)
+        if experiment.main(argv) != 0:
+            raise UsageError(f"the experiment for {out} failed")
+
+
+def run_analyses(recordings: Path, tables: Path, data_root: Path | None, keep_going: bool = False) -> dict:
+    """Every analysis of `ANALYSES`; returns those that failed (name -> the error's line). A
+    failure stops the scorecard unless `keep_going` (several models: one model's analysis that
+    cannot run, e.g. attention maps of a model without bottom-up attention, is "not measured"
+    in its column). Each analysis's old tables are removed first, so none outlives a failure."""
     missing = sorted({rec for _, rec, _ in ANALYSES.values() if not (recordings / rec).exists()})
     if missing:
         raise UsageError(f"{recordings} lacks the recording(s) {', '.join(missing)} (see `make scorecard`)")
+    failed = {}
     for name, (script, rec, extra) in ANALYSES.items():
         argv = [str(recordings / rec), "--out", str(tables / name), *extra]
         if name == "attention_maps" and data_root is not None:
             argv += ["--data-root", str(data_root)]
         print(f"== {name}: {script} {' '.join(argv)}", flush=True)
-        run_script(script, argv)
-
-
-def _read(tables: Path, name: str, file: str | None = None) -> pd.DataFrame:
-    path = tables / name / (file or f"{name}.csv")
-    if not path.exists():
-        raise UsageError(f"no table {path}: run the analyses first (without --skip-analyses)")
-    try:
-        return pd.read_csv(path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UsageError(f"table {path} cannot be read ({first}): re-run the analyses") from None
-
-
-def _last(table: pd.DataFrame) -> pd.DataFrame:
-    return table[table.time_bin == table.time_bin.max()]
-
-
-def rows(tables: Path) -> list[Row]:
-    """The scorecard's rows, from the analyses' tables."""
-    out: list[Row] = []
-
-    def modulation_index() -> None:
-        mi = _last(_read(tables, "modulation_index")).set_index("region")
-        for area, median in (("V1", "+8%"), ("V4", "+26%")):
-            r = mi.loc[area]
-            out.append(Row(f"Attention raises {area} responses", f"raised, median {median} (McAdams & "
-                           "Maunsell 1999, J Neurosci 19:431, abstract)", "mean R_att / R_unatt",
-                           r.ratio, r.ratio_ci_low, r.ratio_ci_high, +1, 1.0))
-        trend = _read(tables, "modulation_index", "modulation_index_trend.csv").iloc[-1]
-        signs = ", ".join(f"{a} {mi.loc[a].mean_ami:+.3f}" for a in mi.index)
-        out.append(Row("Modulation grows along the hierarchy", "V1 < V4 (McAdams & Maunsell 1999, abstract); "
-                       "larger in V4 than V2 than V1 (Buffalo et al. 2010, PNAS 107:361, abstract)",
-                       "Spearman rho, area position vs unit AMI", trend.spearman_rho, trend.rho_ci_low,
-                       trend.rho_ci_high, +1, note=f"mean AMI {signs}: a rise of the signed AMI is "
-                       "an enhancement growing only where the AMIs are positive"))
-
-    def paired_stimuli() -> None:
-        pairs = _read(tables, "paired_stimuli").set_index("region").loc["V4"]
-        out.append(Row("Attending one of two stimuli favours it (V4)", "the pair's response moves toward the "
-                       "attended stimulus's own (Reynolds, Chelazzi & Desimone 1999, J Neurosci 19:1736, "
-                       "abstract; Moran & Desimone 1985)", "R(attend preferred) / R(attend other)",
-                       pairs.preferred_over_other, pairs.preferred_over_other_ci_low,
-                       pairs.preferred_over_other_ci_high, +1, 1.0))
-
-    def gain_model() -> None:
-        gm = _read(tables, "gain_model")
-        g = gm[(gm.region == "V4") & (gm.statistic == "median") & (gm.name == "g")].iloc[0]
-        out.append(Row("Response gain on the contrast-response function (V4)", "multiplicative scaling, "
-                       "g > 1 (McAdams & Maunsell 1999, abstract; Williford & Maunsell 2006, J Neurophysiol "
-                       "96:40)", f"median g of response-gain units (n = {int(g['count'])})",
-                       g.value, g.ci_low, g.ci_high, +1, 1.0))
-        k = gm[(gm.region == "V4") & (gm.statistic == "median") & (gm.name == "k")].iloc[0]
-        out.append(Row("Contrast gain on the contrast-response function (V4)", "effective contrast x1.51 "
-                       "(Reynolds, Pasternak & Desimone 2000, Neuron 26:703, abstract)",
-                       f"median k (c50 / k) of contrast-gain units (n = {int(k['count'])})",
-                       k.value, k.ci_low, k.ci_high, +1, 1.0))
-
-    def feature_similarity() -> None:
-        fs = _read(tables, "feature_similarity_gain").set_index("region").loc["V4"]
-        out.append(Row("Feature-similarity gain (V4)", "gain grows with the similarity of the attended and the "
-                       "preferred feature (Treue & Martinez-Trujillo 1999, Nature 399:575, abstract)",
-                       "slope of gain on cos 2(theta_pref - theta_att)", fs.slope, fs.slope_ci_low,
-                       fs.slope_ci_high, +1))
-
-    def time_course() -> None:
-        onsets = _read(tables, "time_course", "time_course_onsets.csv").iloc[0]
-        out.append(Row("Higher areas are modulated first", "V4 earlier than V2 earlier than V1 (Buffalo et al. "
-                       "2010, abstract)", "Spearman rho, area position vs onset (cascade)",
-                       onsets.spearman_rho, onsets.rho_ci_low, onsets.rho_ci_high, -1))
-
-    def variability() -> None:
-        var = _read(tables, "variability").set_index("region").loc["V4"]
-        out.append(Row("Attention lowers Fano factors (V4)", "lower (Mitchell, Sundberg & Reynolds 2007, Neuron "
-                       "55:131; direction only)", "Fano attended - unattended (rectified-rate counts)",
-                       var.fano_change, var.fano_change_ci_low, var.fano_change_ci_high, -1))
-        out.append(Row("Attention lowers noise correlations (V4)", "lower; over 80% of the attentional gain in "
-                       "population sensitivity (Cohen & Maunsell 2009, Nat Neurosci 12:1594, abstract; "
-                       "Mitchell et al. 2009, Neuron 63:879)", "mean pairwise r attended - unattended",
-                       var.r_change, var.r_change_ci_low, var.r_change_ci_high, -1))
-
-    def attention_maps() -> None:
-        maps = _read(tables, "attention_maps")
-        ro = maps[(maps.region == "readout") & (maps.condition == "bottom-up")].iloc[-1]
-        out.append(Row("Read-out agreement peaks at the true class", "often (the paper's Fig. 3)",
-                       f"fraction of images (chance {ro.chance:.2f})", ro.peak_at_target, ro.peak_ci_low,
-                       ro.peak_ci_high, +1, ro.chance, note=f"trough there in {ro.trough_at_target:.2f}"))
-        if "gain_peak_at_target" in ro and pd.notna(ro.gain_peak_at_target):
-            out.append(Row("Attention amplifies the true class most at the read-out", "the sign-free form of "
-                           "Fig. 3 (the agreement's sign is a convention; the gain's is not)",
-                           f"fraction of images whose largest read-out gain is the true class's (chance "
-                           f"{ro.chance:.2f})", ro.gain_peak_at_target, ro.gain_peak_ci_low, ro.gain_peak_ci_high,
-                           +1, ro.chance))
-
-    def query_space() -> None:
-        qs = _read(tables, "query_space")
-        q = qs[(qs.task == "group") & (qs.time_bin == qs.time_bin.min())].iloc[0]
-        out.append(Row("The global query separates animals from vehicles", "it does (the paper's Fig. 2b)",
-                       f"cross-validated accuracy (chance {q.chance:.2f})", q.accuracy, q.ci_low, q.ci_high,
-                       +1, q.chance))
-
-    def noise_robustness() -> None:
-        nr = _last(_read(tables, "noise_robustness"))
-        n = nr[(nr.condition == "bottom-up") & (nr.noise_std.round(3) == 0.1)].iloc[0]
-        out.append(Row("Attention helps more under pixel noise (sd 0.1)", "about 0.26 -> 0.30 at sd 0.1 (the "
-                       "paper's Fig. 2a, as read in MISSION.md)", "accuracy bottom-up - off",
-                       n.minus_off, n.diff_ci_low, n.diff_ci_high, +1))
-
-    def cueing() -> None:
-        cue = _last(_read(tables, "cueing")).set_index("cue")
-        for name, sign in (("valid", +1), ("invalid", -1)):
-            c = cue.loc[name]
-            out.append(Row(f"{name.capitalize()} cues {'help' if sign > 0 else 'hurt'}", "valid cues help, invalid "
-                           "ones hurt (Posner 1980, Q J Exp Psychol 32:3; direction only)",
-                           f"target accuracy {name} - neutral (composite)", c.minus_neutral, c.diff_ci_low,
-                           c.diff_ci_high, sign))
-
-    def reaction_times() -> None:
-        rt = _read(tables, "cueing_cascade", "reaction_times.csv").set_index("cue").loc["valid"]
-        out.append(Row("Valid cues speed decisions", "faster after valid cues (Posner 1980; direction only)",
-                       "reaction time valid - neutral, ms (cascade)", rt.rt_ms_minus_neutral,
-                       rt.rt_ms_diff_ci_low, rt.rt_ms_diff_ci_high, -1))
-
-    for section in (  # each adds its rows; one whose tables lack what it reads is "not measured"
-        modulation_index, paired_stimuli, gain_model, feature_similarity, time_course, variability,
-        attention_maps, query_space, noise_robustness, cueing, reaction_times):
+        if (tables / name).is_dir():
+            shutil.rmtree(tables / name)
+        errors = io.StringIO()
         try:
-            section()
-        except (KeyError, IndexError) as err:  # e.g. no animal/vehicle split outside CIFAR-10
-            out.append(Row(f"not measured ({section.__name__})", "", f"the tables lack {err}", float("nan"),
-                           float("nan"), float("nan"), +1))
+            with contextlib.redirect_stderr(errors) if keep_going else contextlib.nullcontext():
+                run_script(script, argv)
+        except UsageError:
+            if not keep_going:
+                raise
+            failed[name] = errors.getvalue().strip().splitlines()[-1] if errors.getvalue().strip() else "failed"
+            print(f"   {name} could not run: {failed[name]}", flush=True)
+    with atomic_path(tables / "provenance.json") as tmp:
+        tmp.write_text(json.dumps({**provenance(recordings), "failed": failed}, indent=1))
+    return failed
+
+
+def provenance(recordings: Path) -> dict:
+    """Each recording's file hash and the checkpoint it was made from: what the tables came from."""
+    out = {}
+    for rec in sorted({rec for _, rec, _ in ANALYSES.values()}):
+        path = recordings / rec
+        if path.exists():
+            attrs = _attrs(path)
+            out[rec] = {"sha256": sha256(path), "checkpoint": attrs.get("checkpoint", ""),
+                        "checkpoint_sha256": attrs.get("checkpoint_sha256", "")}
     return out
 
 
-def markdown(rows: list[Row], header: str) -> str:
-    lines = [header, "", "| signature | biology | model: measure | model: value [95% CI] | verdict |",
-             "| --- | --- | --- | --- | --- |"]
-    for r in rows:
-        measure = f"{r.measure} ({r.note})" if r.note else r.measure
-        lines.append(f"| {r.signature} | {r.biology} | {measure} | {r.value:.3g} [{r.low:.3g}, {r.high:.3g}]"
-                     f" | {r.verdict} |")
-    counts = pd.Series([r.verdict for r in rows]).value_counts()
-    kinds = ("agrees", "disagrees", "inconclusive") + (("not measured",) if "not measured" in counts else ())
-    lines += ["", "Verdicts: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in kinds) + "."]
+def check_fresh(recordings: Path, tables: Path) -> None:
+    """--skip-analyses: the tables must have been made from the recordings there now."""
+    path = tables / "provenance.json"
+    if not path.exists():
+        raise UsageError(f"{tables} has no provenance.json: run the analyses (without --skip-analyses)")
+    made_from = json.loads(path.read_text())
+    made_from.pop("failed", None)
+    now = provenance(recordings)
+    stale = sorted(rec for rec in made_from if now.get(rec, {}).get("sha256") != made_from[rec]["sha256"])
+    if stale:
+        raise UsageError(f"the tables in {tables} were made from other recordings than {', '.join(stale)} "
+                         "in " + str(recordings) + ": re-run the analyses")
+
+
+def model_config(recordings: Path) -> dict:
+    for rec in RECORDINGS:
+        if (recordings / rec).exists():
+            return json.loads(_attrs(recordings / rec).get("model_config", "{}"))
+    return {}
+
+
+def _cell(c: card.Cell) -> str:
+    m = c.measure
+    if c.verdict == "not measured":
+        return "not measured"
+    text = f"{m.value:.3g} [{m.low:.3g}, {m.high:.3g}]"
+    return f"{text} {'**' + c.verdict + '**' if c.counted else '(' + c.verdict + ')'}"
+
+
+RULE = (
+    "**The rule** (one for every model, `gattanet_sim/analysis/scorecard.py`): *agrees* when the 95% CI "
+    "excludes the null on biology's side and the effect is at least a quarter of biology's where the source "
+    "gives a number; *disagrees* when it excludes the null on the other side; otherwise *inconclusive* "
+    "(too small an effect included). *Cannot measure*: the finding's precondition fails (fewer than "
+    f"{card.MIN_UNITS} units of a class, no noise correlation to reduce, reaction times without resolution); "
+    "*architecture*: the architecture fixes the value (every onset at the earliest step the cascade allows); "
+    "*not measured*: a NaN or a missing table. Only findings in **bold** are counted; a value in "
+    "parentheses is a view of another finding (the same quantity in that model: one gain per position "
+    "makes the response gain, the feature-similarity slope and the paired-stimuli ratio the enhancement "
+    "itself).")
+
+
+def markdown(columns: dict[str, list[card.Cell]], header: str, sources: dict[str, dict], command: str) -> str:
+    names = list(columns)
+    first = columns[names[0]]
+    lines = [header, "", "| finding | biology | model: measure | " + " | ".join(names) + " |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in names) + " |"]
+    for i, c in enumerate(first):
+        f = c.finding
+        title = f"**{f.title}**" if f.view_of is None else f"↳ {f.title} (view of {f.view_of})"
+        cells = [_cell(columns[n][i]) for n in names]
+        lines.append(f"| {title} | {f.biology} | {f.measure} | " + " | ".join(cells) + " |")
+    lines += ["", "| model | " + " | ".join(card.VERDICTS) + " |",
+              "| --- | " + " | ".join("---" for _ in card.VERDICTS) + " |"]
+    for n in names:
+        k = card.counts(columns[n])
+        lines.append(f"| {n} | " + " | ".join(str(k[v]) for v in card.VERDICTS) + " |")
+    lines += ["", RULE, "", "Reasons behind cells that are not verdicts, and notes:", ""]
+    for n in names:
+        for c in columns[n]:
+            if c.reason or c.measure.note:
+                lines.append(f"- {n}, {c.finding.title}: {'; '.join(x for x in (c.reason, c.measure.note) if x)}")
+    lines += ["", "Provenance (checkpoint SHA-256 as recorded in each model's recordings):", ""]
+    for n, s in sources.items():
+        lines.append(f"- {n}: `{s.get('checkpoint', '?')}` sha256 `{s.get('checkpoint_sha256', '?')[:16]}…`")
+    lines += ["", f"Made by `{command}` (its time is in the tables' timing.json)."]
     return "\n".join(lines) + "\n"
+
+
+def figure(columns: dict[str, list[card.Cell]], stem: Path) -> list[Path]:
+    """Findings x models, each cell coloured by its verdict with its value written in."""
+    names = list(columns)
+    rows = columns[names[0]]
+    fig, ax = plt.subplots(figsize=(5.0 + 1.3 * len(names), 0.42 * len(rows) + 1.6), layout="constrained")
+    for j, n in enumerate(names):
+        for i, c in enumerate(columns[n]):
+            colour = COLOURS[c.verdict]
+            ax.add_patch(plt.Rectangle((j, i), 1, 1, facecolor=colour, edgecolor="white",
+                                       alpha=1.0 if c.counted else 0.35))
+            text = "n/m" if c.verdict == "not measured" else f"{c.measure.value:.3g}"
+            ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=8,
+                    style="normal" if c.counted else "italic")
+    ax.set_xlim(0, len(names))
+    ax.set_ylim(len(rows), 0)
+    ax.set_xticks(np.arange(len(names)) + 0.5, names, rotation=30, ha="right")
+    ax.set_yticks(np.arange(len(rows)) + 0.5,
+                  [c.finding.title if c.finding.view_of is None else f"  ↳ {c.finding.title}" for c in rows],
+                  fontsize=8)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    handles = [plt.Rectangle((0, 0), 1, 1, facecolor=COLOURS[v], edgecolor="grey") for v in card.VERDICTS]
+    ax.legend(handles, card.VERDICTS, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.1 / len(rows) * 10),
+              ncol=3, fontsize=8, frameon=False)
+    ax.set_title("Biology scorecard: value per model, coloured by verdict (faded: a view, not counted)",
+                 fontsize=9)
+    paths = write_figure(fig, stem)
+    plt.close(fig)
+    return paths
+
+
+def _models(pairs: list[str]) -> dict[str, Path]:
+    out = {}
+    for pair in pairs:
+        name, sep, run = pair.partition("=")
+        if not sep or not name or not run or "/" in name:
+            raise UsageError(f"--model takes NAME=RUN (a name without '/'), got {pair!r}")
+        if name in out:
+            raise UsageError(f"--model {name} given twice")
+        out[name] = Path(run)
+    return out
 
 
 @main_guard
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     p = Parser(prog="python analyses/scorecard.py", description=__doc__,
                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", action="append", default=[], metavar="NAME=RUN",
+                   help="a model to record, analyse and score (repeatable; columns in this order)")
     p.add_argument("--recordings", type=Path, default=Path("data/recordings/scorecard"))
     p.add_argument("--tables", type=Path, default=Path("results/scorecard"))
     p.add_argument("--out", type=Path, default=Path("results/biology_scorecard.md"))
     p.add_argument("--data-root", type=Path, default=None, help="dataset root, to draw images under maps")
     p.add_argument("--header", default="# Biology scorecard", help="first line(s) of the markdown")
-    p.add_argument("--skip-analyses", action="store_true", help="rebuild the markdown from the tables")
+    p.add_argument("--name", default="model", help="the column's name without --model")
+    p.add_argument("--skip-analyses", action="store_true", help="rebuild the card from the tables")
     args = p.parse_args(argv)
-    if not args.skip_analyses:
-        run_analyses(args.recordings, args.tables, args.data_root)
-    table = rows(args.tables)
-    text = markdown(table, args.header)
+    start = time.perf_counter()
+    models = _models(args.model)
+    if models and args.skip_analyses:
+        raise UsageError("--skip-analyses rebuilds one model's card; leave out --model")
+    layout = ({n: (args.recordings / n, args.tables / n) for n in models} if models
+              else {args.name: (args.recordings, args.tables)})
+    columns, sources = {}, {}
+    for name, (recordings, tables) in layout.items():
+        if models:
+            record(models[name], recordings)
+        if args.skip_analyses:
+            check_fresh(recordings, tables)
+            failed = json.loads((tables / "provenance.json").read_text()).get("failed", {})
+        else:
+            failed = run_analyses(recordings, tables, args.data_root, keep_going=bool(models))
+        try:
+            columns[name] = card.score(tables, model_config(recordings), failed)
+        except card.TableError as err:
+            raise UsageError(str(err)) from None
+        sources[name] = next(iter(provenance(recordings).values()), {})
+    command = "python analyses/scorecard.py " + shlex.join(argv)
+    text = markdown(columns, args.header, sources, command)
     with atomic_path(args.out) as tmp:
         tmp.write_text(text)
     with atomic_path(args.tables / "scorecard.csv") as tmp:
-        pd.DataFrame([{**r.__dict__, "verdict": r.verdict} for r in table]).to_csv(tmp, index=False)
+        card.long_table(columns).to_csv(tmp, index=False)
+    figure(columns, args.out.with_suffix(""))
+    minutes = (time.perf_counter() - start) / 60
+    with atomic_path(args.tables / "timing.json") as tmp:
+        tmp.write_text(json.dumps({"command": command, "minutes": round(minutes, 2), "models": list(columns)}))
     print(text)
+    print(f"scorecard: {len(columns)} model(s) in {minutes:.1f} min -> {args.out}")
     return 0
 
 

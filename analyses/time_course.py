@@ -8,7 +8,10 @@ Writes time_course.csv (per area x time bin: the population modulation, mean ove
 R_att - R_unatt per matched presentation pair, its mean with a bootstrap CI over pairs, whether
 the CI excludes 0, and the relative modulation), time_course_onsets.csv (per area: first
 significant time bin and its ms, the rank in the onset order, the Spearman correlation of
-hierarchy position and onset, 95% CIs from resampling pairs) and time_course.png/.svg.
+hierarchy position and onset, 95% CIs from resampling pairs; min_onset, min_onsets and forced:
+the earliest step the architecture lets attention change each area, and whether every onset
+sits there, in which case the onset order measures the architecture, not what was learned)
+and time_course.png/.svg.
 Biology: modulation larger and earlier in V4 than V2 than V1 (Buffalo et al. 2010; Mehta et al. 2000).
 """
 
@@ -63,11 +66,13 @@ def main(argv: list[str] | None = None) -> int:
             ax.axvline(onset, color=color, linestyle="--", linewidth=0.8)
     ax.axhline(0, color="grey", linestyle=":")
     row = onsets.iloc[0]
+    forced = row.forced == 1  # NaN (attributes missing) is not forced
     ax.set(xlabel="time bin start (ms)" if in_ms else "time bin",
            ylabel="modulation, % of the unattended response",
            title=f"{describe(args.attended)} vs {describe(args.unattended)}: onset order "
                  f"{onsets.attrs['order']}\nSpearman(area position, onset) = {row.spearman_rho:.2f} "
-                 f"[{row.rho_ci_low:.2f}, {row.rho_ci_high:.2f}]")
+                 f"[{row.rho_ci_low:.2f}, {row.rho_ci_high:.2f}]"
+                 + ("\nevery onset at its architectural minimum: the order is forced" if forced else ""))
     ax.legend(frameon=False, fontsize=8)
     fig.text(0.01, -0.1, f"Filled: the {1 - args.alpha:.0%} CI of the mean R_att - R_unatt over presentation "
              f"pairs excludes 0; dashed: onset (first significant bin);\nbars: 95% CIs of the relative modulation; no point: area silent. "
@@ -77,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     print(table.round(4).to_string(index=False))
     print(onsets.round(4).to_string(index=False))
     print(f"onset order: {onsets.attrs['order']}")
+    if onsets["min_onsets"].iloc[0]:
+        print(f"architectural minimum onsets: {onsets['min_onsets'].iloc[0]}"
+              + ("; every onset sits on it: the order is forced by the architecture" if forced else ""))
+    else:
+        print("architectural minimum onsets: unknown (the recording lacks model_config/mode)")
     if table.attrs["left_out"]:
         print(f"left out (activity below 0, not a rate): {', '.join(table.attrs['left_out'])}")
     return 0

@@ -71,7 +71,7 @@ def analysis_parser(script: str, doc: str | None, outputs: str | None = "the tab
 
 
 def add_selection_arguments(p: argparse.ArgumentParser, attended: str = "cue=valid",
-                            unattended: str = "condition=off") -> None:
+                            unattended: str = "cue=neutral") -> None:
     """--attended/--unattended: the two sets of presentations an analysis contrasts."""
     from gattanet_sim.analysis.common import parse_selection  # here: train and record need no xarray
 

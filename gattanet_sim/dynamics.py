@@ -24,12 +24,30 @@ repeated, equal at every step to the plain backbone (with unit noise: up to the 
 
 Optional Gaussian noise (``noise_std``) is added to every unit's drive before the
 nonlinearity, at every timestep, in training and evaluation alike: trial-to-trial
-variability of a simulated neuron.
+variability of a simulated neuron. It is independent between units unless ``shared_noise``
+= rho > 0 (slow fluctuations shared by a population, Mitchell et al. 2009, Neuron 63:879):
+then it is sqrt(1 - rho) independent noise plus sqrt(rho) one draw per area and trial (batch
+row), shared by the area's units and held over the trial's timesteps. Each unit's noise
+variance stays ``noise_std``^2; two units of an area correlate by rho.
+
+``feedback_delays`` (a hypothesis about timing; default all 0, no delay) withholds the
+attention region's gain from area i for delay_i steps after it could first act
+(`GAttANet.feedback_onset`): with keys "previous" (the presets') it is gained from step
+first_step(i) + 1 + delay_i on (keys "current": first_step(i) + delay_i, and not before step
+1), with gain 1 before, as if no feedback had arrived. Give a mapping ``{"V1": 2}`` (areas not
+named: 0) or a comma list in area order, ``"3,2,1,0,0"`` (or ``"V1=3,V2=2"``). In cascade mode
+area i is then first gained at step i + 1 + delay_i: ``4,3,2,1,0`` gains the toy model's 5
+areas all at step 5; the hypothesis that attention reaches **higher areas first** (Buffalo et
+al. 2010) is a delay falling faster than the areas rise, delay_i = 2 (n - 1 - i), e.g.
+``8,6,4,2,0``: the read-out gained from step 5, IT from 6, ... V1 from 9 (run T >= 10).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 
 import torch
 from torch import nn
@@ -45,6 +63,40 @@ MODES = ("sweep", "cascade")
 def feature_key(name: str) -> str:
     """Where a step's gains keep an area's feature gain (gain_map "feature" or "both")."""
     return f"{name}:feature"
+
+
+def parse_feedback_delays(text: str) -> list[int] | dict[str, int]:
+    """A delay list as typed: "3,2,1,0" (area order) or "V1=3,IT=1" (areas not named: 0)."""
+    items = [item.strip() for item in text.split(",")]
+    named = ["=" in item for item in items]
+    if any(named) and not all(named):
+        raise ValueError(f"feedback delays are D,D,.. or AREA=D,..; got {text!r}")
+    pairs = [item.split("=", 1) if "=" in item else ("", item) for item in items]
+    values = [value.strip() for _, value in pairs]
+    if not all(v.isascii() and v.isdigit() for v in values):  # "-1", "1.5", "" and the like
+        raise ValueError(f"feedback delays must be integers >= 0; got {text!r}")
+    if all(named):
+        return {name.strip(): int(v) for (name, _), v in zip(pairs, values)}
+    return [int(v) for v in values]
+
+
+def feedback_delays(names: list[str], value: Mapping | Sequence | str | None) -> tuple[int, ...]:
+    """Every area's feedback delay, in the order of `names` (None: all 0); see the module."""
+    if isinstance(value, str):
+        value = parse_feedback_delays(value)
+    if value is None:
+        value = [0] * len(names)
+    if isinstance(value, Mapping):
+        unknown = [str(n) for n in value if n not in names]
+        if unknown:
+            raise ValueError(f"feedback delays name unknown area(s) {', '.join(unknown)}; "
+                             f"the areas are {', '.join(names)}")
+        value = [value.get(n, 0) for n in names]
+    if not isinstance(value, Sequence) or len(value) != len(names):
+        raise ValueError(f"feedback delays take one value per area ({', '.join(names)}); got {value!r}")
+    if any(isinstance(d, bool) or not isinstance(d, Integral) or d < 0 for d in value):
+        raise ValueError(f"feedback delays must be integers >= 0; got {list(value)!r}")
+    return tuple(int(d) for d in value)
 
 
 def _map_shape(drive: torch.Tensor) -> tuple[int, ...]:
@@ -90,6 +142,8 @@ class GAttANet(nn.Module):
         attention: AttentionRegion | None = None,
         mode: str = "sweep",
         noise_std: float = 0.0,
+        feedback_delays: Mapping | Sequence | str | None = None,
+        shared_noise: float = 0.0,
     ) -> None:
         super().__init__()
         if mode not in MODES:
@@ -100,6 +154,8 @@ class GAttANet(nn.Module):
         self.attention = attention
         self.mode = mode
         self.noise_std = noise_std
+        self.feedback_delays = feedback_delays
+        self.shared_noise = shared_noise
         self.config: dict = {}  # set by build_model: enough to rebuild the model
 
     @property
@@ -114,6 +170,34 @@ class GAttANet(nn.Module):
     def first_step(self, index: int) -> int:
         """The step at which area number `index` first fires: 0 in sweep mode, `index` in cascade."""
         return index if self.mode == "cascade" else 0
+
+    @property
+    def feedback_delays(self) -> dict[str, int]:
+        """Steps the attention region's gain is withheld from each area (see the module)."""
+        return dict(zip(self.areas, self._delays))
+
+    @feedback_delays.setter
+    def feedback_delays(self, value: Mapping | Sequence | str | None) -> None:
+        self._delays = feedback_delays(list(self.areas), value)
+
+    @property
+    def shared_noise(self) -> float:
+        """rho: the fraction of the unit noise's variance shared by an area's units (see the module)."""
+        return self._shared_noise
+
+    @shared_noise.setter
+    def shared_noise(self, rho: float) -> None:
+        if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0 <= rho <= 1:
+            raise ValueError(f"shared_noise must be a fraction in [0, 1]; got {rho!r}")
+        self._shared_noise = float(rho)
+
+    def feedback_onset(self, index: int) -> int:
+        """The first step at which attention may gain area number `index`: the first at which
+        it has keys to be judged by (the step after it first fires, with keys "previous"; never
+        step 0, which has no query), plus its feedback delay."""
+        previous = self.attention is None or self.attention.keys == "previous"
+        ready = max(self.first_step(index) + previous, 1)
+        return ready + self._delays[index]
 
     def forward(self, images: torch.Tensor, timesteps: int = 2,
                 query: QuerySource | str | torch.Tensor | None = None,
@@ -152,14 +236,14 @@ class GAttANet(nn.Module):
         state: AttentionState | None = None
         static = (self.attention is None or source.off) and self.mode == "sweep" and self.noise_std == 0
         gains: dict[str, torch.Tensor] = {}
-        synaptic: dict = {}
+        held: dict = {}
         for t in range(timesteps):
             if static and t > 0:  # nothing changes between sweeps: repeat the first
                 if trajectory is not None:
                     self._observe_step(trajectory, rates, state, {}, {})
                 continue
             rates, agreements, gains = self._step(retina, rates, None if source.off else state,
-                                                  None if source.off else t, gains, synaptic)
+                                                  None if source.off else t, gains, held)
             last = t == timesteps - 1
             if self.attention is not None and (trajectory is not None or not last):
                 state = self.attention.observe(rates, source, state)
@@ -177,13 +261,14 @@ class GAttANet(nn.Module):
         state: AttentionState | None,
         t: int | None = 0,
         previous_gains: dict[str, torch.Tensor] | None = None,
-        synaptic: dict | None = None,
+        held: dict | None = None,
     ) -> tuple[dict, dict, dict]:
         """One timestep through every area; returns the new rates, agreements and gains.
 
-        `synaptic` (a dict kept over one simulation) holds the first area's synaptic input,
-        `area.synapse(retina)`, computed at the first step and reused: the image does not
-        change, so neither does it (the same numbers, a conv less per step).
+        `held` (a dict kept over one simulation) holds what stays fixed during a trial: the
+        first area's synaptic input, `area.synapse(retina)`, computed at the first step and
+        reused (the image does not change, so neither does it: the same numbers, a conv less
+        per step), and the shared noise of each area (`_noisy`).
 
         `t` picks the batch-norm statistics; None: each area's first step (attention off).
         No `state` means no gain acts. With `gain_tau` > 1 a gain relaxes from the one that
@@ -191,9 +276,9 @@ class GAttANet(nn.Module):
         """
         rates, agreements, gains = {}, {}, {}
         x: torch.Tensor | None = retina
-        if synaptic is not None and "first" not in synaptic:  # the first area's input never changes
+        if held is not None and "first" not in held:  # the first area's input never changes
             first = next(iter(self.areas.values()))
-            synaptic["first"] = first.synapse(retina) if hasattr(first, "synapse") else None
+            held["first"] = first.synapse(retina) if hasattr(first, "synapse") else None
         for i, (name, area) in enumerate(self.areas.items()):
             if self.mode == "cascade":
                 x = retina if i == 0 else previous[list(self.areas)[i - 1]]
@@ -201,14 +286,13 @@ class GAttANet(nn.Module):
                     rates[name] = None
                     continue
             step = self.first_step(i) if t is None else t
-            if i == 0 and synaptic is not None and synaptic["first"] is not None:
-                drive = area.integrate(synaptic["first"], step)  # (B, C, H, W)
+            if i == 0 and held is not None and held["first"] is not None:
+                drive = area.integrate(held["first"], step)  # (B, C, H, W)
             else:
                 drive = area.drive(x, step)  # (B, C, H, W) | (B, N)
-            if self.noise_std > 0:
-                drive = drive + self.noise_std * torch.randn_like(drive)
+            drive = self._noisy(name, drive, held)  # (B, C, H, W) | (B, N)
             gain = features = None
-            if state is not None and name in self.attention.key:
+            if state is not None and name in self.attention.key and t >= self.feedback_onset(i):
                 a = self._agreement(name, area, drive, state)  # (B, P) or None
                 if a is not None:
                     agreements[name] = a.view(_map_shape(drive))  # (B, H, W) | (B, N)
@@ -223,6 +307,26 @@ class GAttANet(nn.Module):
             rates[name] = self._activate(area, drive, gain, features)
             x = rates[name]
         return rates, agreements, gains
+
+    def _noisy(self, name: str, drive: torch.Tensor, held: dict | None) -> torch.Tensor:
+        """The drive plus unit noise of sd `noise_std`, drawn per unit and step; with
+        `shared_noise` rho > 0, sqrt(1 - rho) times that plus sqrt(rho) times a draw shared by
+        the area's units, made once per trial (batch row) and kept in `held` over its steps."""
+        if self.noise_std == 0:
+            return drive
+        independent = torch.randn_like(drive)  # (B, C, H, W) | (B, N)
+        if self.shared_noise == 0:
+            return drive + self.noise_std * independent
+        key = f"shared noise:{name}"
+        shared = (held or {}).get(key)
+        if shared is None:  # the area's first step of this trial
+            shape = (drive.shape[0],) + (1,) * (drive.dim() - 1)  # (B, 1, 1, 1) | (B, 1)
+            shared = torch.randn(shape, dtype=drive.dtype, device=drive.device)
+            if held is not None:
+                held[key] = shared
+        rho = self.shared_noise
+        noise = math.sqrt(1 - rho) * independent + math.sqrt(rho) * shared  # (B, C, H, W) | (B, N)
+        return drive + self.noise_std * noise
 
     def _relax(self, target: torch.Tensor, previous_gains: dict | None, key: str) -> torch.Tensor:
         """The gain of this step: its target, or with `gain_tau` > 1 a step towards it from the

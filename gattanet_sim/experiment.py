@@ -26,7 +26,11 @@ presentation per image x condition x template x trial; presentations carry the p
 metadata plus `condition`, `cue`, `attended`, `template_id` and `repetition`. Its attributes
 hold the paradigm's parameters, the templates, the command line and seeds: the same command
 (attribute `argv`) writes the same numbers again. `--trials N` repeats every presentation
-(with `--unit-noise SD`, the simulator's per-unit noise, each repeat is a new trial).
+(with `--unit-noise SD`, the simulator's per-unit noise, each repeat is a new trial;
+`--shared-noise RHO` shares that fraction of its variance among an area's units, drawn once
+per trial). `--feedback-delays D,D,..` withholds the attention gain from each area for D steps
+(see `gattanet_sim.dynamics`). Both override the model's, and the attributes hold the values
+used (`unit_noise`, `shared_noise`, `feedback_delays` as JSON).
 """
 
 from __future__ import annotations
@@ -54,11 +58,12 @@ from gattanet_sim.dynamics import GAttANet
 from gattanet_sim.evaluate import load_checkpoint
 from gattanet_sim.io import check_replaceable, sha256
 from gattanet_sim.recording import (
-    SIGNALS, Placement, Presentations, Probe, RecordingWriter, place, record, recording_attrs,
-    time_bin_ms, time_mapping,
+    EXTRA_SIGNALS, SIGNALS, Placement, Presentations, Probe, RecordingWriter, place, record,
+    recording_attrs, time_bin_ms, time_mapping,
 )
 from gattanet_sim.stimuli import StimulusError, StimulusSet
 from gattanet_sim.templates import TemplateError, Templates, from_model
+from gattanet_sim.train import feedback_delays_argument
 
 CONDITIONS = ("bottom-up", "off", "template", "mixed", "valid", "invalid", "neutral", "shuffled",
               "negated")
@@ -292,12 +297,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     r.add_argument("--units", default="256",
                    help="all | N random per area | channels:I,J | location:X,Y | channel-mean")
     r.add_argument("--regions", default=None)
-    r.add_argument("--signals", default=",".join(SIGNALS))
+    r.add_argument("--signals", default=",".join(SIGNALS),
+                   help=f"comma-separated, from {','.join(SIGNALS + EXTRA_SIGNALS)} (default: all but "
+                        "area_queries, each area's own query)")
     r.add_argument("--time-bins", default=None)
     r.add_argument("--probe-seed", type=int, default=0)
     r.add_argument("--trials", type=positive_int, default=1, help="repeats of every presentation")
     r.add_argument("--unit-noise", type=non_negative_float, default=None,
                    help="the simulator's per-unit noise sd (default: the model's)")
+    r.add_argument("--shared-noise", type=non_negative_float, default=None, metavar="RHO",
+                   help="fraction of the unit noise's variance shared by an area's units, drawn "
+                        "once per trial (default: the model's, 0 unless trained with one)")
+    r.add_argument("--feedback-delays", type=feedback_delays_argument, default=None, metavar="D,D,..",
+                   help="steps the attention gain is withheld from each area, D,D,.. in area order "
+                        "or AREA=D,.. (default: the model's, none unless trained with them)")
     r.add_argument("--seed", type=int, default=0, help="stimuli, invalid cues and unit noise")
     r.add_argument("--batch-size", type=positive_int, default=128)
     r.add_argument("--float16", action="store_true")
@@ -403,6 +416,15 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"{path} has no attention region: an experiment needs one")
     if args.unit_noise is not None:
         model.noise_std = args.unit_noise
+    try:  # the hypotheses (gattanet_sim.dynamics), checked by the model
+        if args.shared_noise is not None:
+            model.shared_noise = args.shared_noise
+        if args.feedback_delays is not None:
+            model.feedback_delays = args.feedback_delays
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if model.shared_noise > 0 and model.noise_std == 0:
+        raise UsageError("--shared-noise shares unit noise: give --unit-noise SD > 0")
     timesteps = run_timesteps(args, config, model)
     steps = probe.timesteps or list(range(timesteps))
     if steps[-1] >= timesteps or steps[0] < 0:
@@ -432,6 +454,8 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(str(err)) from None
     if args.save_templates and templates is not None:
         templates.save(args.save_templates)
+    if templates is not None and hasattr(model.attention, "calibrate"):  # the reference (reference.py)
+        model.attention.calibrate(torch.stack([templates[n] for n in templates.names]))  # (K, d)
     attend = templates.names if templates is not None and args.attend is None else (
         [a.strip() for a in args.attend.split(",")] if args.attend else [])
     missing = [name for name in attend if templates is None or name not in templates.vectors]
@@ -456,7 +480,8 @@ def main(argv: list[str] | None = None) -> int:
         template_cosine_mean=templates.cosines()["mean"] if templates is not None else float("nan"),
         checkpoint=str(path), checkpoint_sha256=checkpoint_sha, dataset=dataset,
         split=args.split if source is not None else "", timesteps=timesteps, trials=args.trials,
-        unit_noise=model.noise_std, seed=args.seed, probe_seed=args.probe_seed,
+        unit_noise=model.noise_std, shared_noise=model.shared_noise,
+        feedback_delays=json.dumps(model.feedback_delays), seed=args.seed, probe_seed=args.probe_seed,
         units=str(probe.units), time_mapping=json.dumps(mapping), float16=int(args.float16),
         argv=json.dumps(argv))
     if args.export_stimuli is not None:
@@ -465,7 +490,8 @@ def main(argv: list[str] | None = None) -> int:
     key_dim = model.attention.key_dim
     with RecordingWriter(args.out, neuroids, steps, probe.signals, key_dim, _classes(config, model, source),
                          coordinate_kinds(stimuli.meta), attrs, args.float16,
-                         time_bin_ms(mapping, neuroids["region"], steps)) as writer:
+                         time_bin_ms(mapping, neuroids["region"], steps),
+                         areas=[a for a in model.areas if a in model.attention.query]) as writer:
         n = run_experiment(model, stimuli, variants, writer, placement, timesteps, steps, args.trials,
                            args.batch_size)
     print(f"{args.paradigm}: {len(stimuli)} stimuli x {len(variants)} condition passes x {args.trials} "

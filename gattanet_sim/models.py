@@ -14,6 +14,7 @@ from gattanet_sim.resnets import resnet_backbone
 ATTENTION_OPTIONS = (
     "normalization", "gain_form", "readout_gain", "alpha_init", "keys", "gain_position",
     "query_leak", "gain_tau", "alpha_sign", "gain_map", "key_position", "cue_classes",
+    "attention_kind", "tuned_beta",
 )
 
 # Named readings of the paper's open details (MISSION.md). "paper" is the literal one: one set
@@ -28,7 +29,7 @@ PRESETS: dict[str, dict] = {
     "paper": {"norm_steps": 1, "normalization": "none", "gain_form": "linear",
               "readout_gain": True, "alpha_init": 0.0, "keys": "previous", "gain_position": "post",
               "query_leak": 0.0, "gain_tau": 1.0, "alpha_sign": "free", "gain_map": "position",
-              "key_position": "none", "cue_classes": 0},
+              "key_position": "none", "cue_classes": 0, "attention_kind": "learned", "tuned_beta": 0.0},
 }
 # For T > 2 the recipe (`time_recipe`) gives every step batch-norm statistics of its own: with
 # two sets, steps 1..T-1 were normalised with statistics of a mixture of differently gained
@@ -80,7 +81,16 @@ def _assemble(
         if names[-1] not in chosen:
             options = {**options, "readout_gain": True}  # the last chosen area is not the read-out
         areas = {name: (backbone.areas[name].kind, backbone.areas[name].units) for name in chosen}
-        region = AttentionRegion(areas, key_dim=key_dim, sides=backbone.sides(), **options)
+        options = dict(options)
+        kind, beta = options.pop("attention_kind", "learned"), options.pop("tuned_beta", 0.0)
+        if kind == "tuned":  # the reference: a gain from tuning, nothing learned (reference.py)
+            from gattanet_sim.reference import TunedGain  # here: `python -m gattanet_sim.reference` runs it
+
+            region = TunedGain(areas, beta)
+        elif kind == "learned":
+            region = AttentionRegion(areas, key_dim=key_dim, sides=backbone.sides(), **options)
+        else:
+            raise ValueError(f"attention_kind must be learned or tuned, got {kind!r}")
     return GAttANet(backbone, region, mode=mode, noise_std=noise_std)
 
 
@@ -176,6 +186,10 @@ def list_models() -> list[str]:
     return sorted(MODELS)
 
 
+# Simulator options of hypotheses (`gattanet_sim.dynamics`), set on the built model.
+HYPOTHESES = ("feedback_delays", "shared_noise")
+
+
 def build_model(
     name: str, *, num_classes: int, attention: bool = True, key_dim: int = 16, **options
 ) -> GAttANet:
@@ -185,6 +199,7 @@ def build_model(
     them all, resolved, so a checkpoint rebuilds the same model whatever the presets become.
     `timesteps`, the T the model is meant to run at, only picks the preset's options (for
     T > 2 the recipe keeps batch-norm statistics per step and a gain time constant of 2).
+    `feedback_delays` and `shared_noise` are the simulator's (`GAttANet`, `HYPOTHESES`).
 
     >>> model = build_model("toy", num_classes=10)
     >>> model(torch.rand(8, 3, 32, 32), timesteps=2).shape
@@ -200,9 +215,14 @@ def build_model(
     timesteps = options.pop("timesteps", None)
     given = {k: options.pop(k, None) for k in ("norm_steps", *ATTENTION_OPTIONS)}
     options.update(resolve_options(preset, attention, timesteps, **given))
+    hypotheses = {k: options.pop(k, None) for k in HYPOTHESES}
+    hypotheses = {k: v for k, v in hypotheses.items() if v is not None}
     model = MODELS[name](num_classes=num_classes, attention=attention, key_dim=key_dim, **options)
+    for key, value in hypotheses.items():  # checked by GAttANet; in the config only when given
+        setattr(model, key, value)
     model.config = {"name": name, "num_classes": num_classes, "attention": attention,
-                    "key_dim": key_dim, "preset": preset, **options}
+                    "key_dim": key_dim, "preset": preset, **options,
+                    **{k: getattr(model, k) for k in hypotheses}}
     return model
 
 

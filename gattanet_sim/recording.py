@@ -4,6 +4,7 @@ The layout is BrainIO's / Brain-Score's NeuroidAssembly, in netCDF:
 
     activity, gain, agreement   (presentation, neuroid, time_bin)
     global_query                (presentation, key_dim, time_bin)
+    area_queries                (presentation, area, key_dim, time_bin)   only when asked for
     logits                      (presentation, class, time_bin)
 
 with neuroid coordinates ``neuroid_id, region, channel, x, y, rf_size`` (receptive-field
@@ -12,7 +13,10 @@ centre and size in input pixels), presentation coordinates ``stimulus_id, label,
 ``agreement`` are, per neuroid, the gain that acted on it during the step and the agreement
 that set that gain (1 and 0 where nothing acted). With a gain per feature (`gain_map`
 "feature" or "both") a unit's gain is its position's gain times its channel's: all that
-multiplied its rate.
+multiplied its rate. ``area_queries`` (signal "area_queries", not recorded by default) is each
+area's own mean query, whose mean over areas is the bottom-up global query (`area` names the
+areas the attention region reads, in hierarchy order): what the query is made of, e.g. to
+leave the read-out's share out of it.
 
 A `Probe` says what to record, like an electrode array: which areas, which units, which
 signals, which timesteps. `RecordingWriter` streams chunks of presentations to a temporary
@@ -38,7 +42,8 @@ from gattanet_sim.attention import QuerySource
 from gattanet_sim.dynamics import GAttANet, Trajectory
 from gattanet_sim.io import UsageError, check_replaceable, honour_umask
 
-SIGNALS = ("activity", "gain", "agreement", "query", "logits")
+SIGNALS = ("activity", "gain", "agreement", "query", "logits")  # the default probe's
+EXTRA_SIGNALS = ("area_queries",)  # recorded only when asked for
 NEUROID_SIGNALS = ("activity", "gain", "agreement")
 NEUROID_COORDS = ("neuroid_id", "region", "channel", "x", "y", "rf_size")
 FLOAT16_BITS = 11  # float16's mantissa precision: 10 stored bits + the implicit one
@@ -79,10 +84,10 @@ class Probe:
             raise ProbeError(f"unknown unit spec {units!r}: use all, N, channels:I,J,.., "
                              "location:X,Y or channel-mean")
         wanted = tuple(s.strip() for s in signals.split(",") if s.strip())
-        unknown = [s for s in wanted if s not in SIGNALS]
+        unknown = [s for s in wanted if s not in SIGNALS + EXTRA_SIGNALS]
         if unknown or not wanted:
             raise ProbeError(f"unknown signal(s) {', '.join(unknown) or '(none)'}; "
-                             f"choose from {', '.join(SIGNALS)}")
+                             f"choose from {', '.join(SIGNALS + EXTRA_SIGNALS)}")
         steps = None
         if timesteps:
             try:
@@ -134,7 +139,7 @@ def place(probe: Probe, model: GAttANet, image_size: int) -> Placement:
     unknown = [n for n in names if n not in model.areas]
     if unknown:
         raise ProbeError(f"no area {', '.join(unknown)} in this model; it has {', '.join(model.areas)}")
-    if model.attention is None and set(probe.signals) & {"gain", "agreement", "query"}:
+    if model.attention is None and set(probe.signals) & {"gain", "agreement", "query", "area_queries"}:
         raise ProbeError("this model has no attention region: record activity,logits only")
     fields = model.backbone.receptive_fields()
     rng = np.random.default_rng(probe.seed)
@@ -258,6 +263,7 @@ def coordinate_kinds(names: list[str] | dict[str, str]) -> dict[str, str]:
 
 
 NC_TYPES = {"str": str, "int": "i8", "float": "f8"}
+VARIABLES = {"query": "global_query"}  # a signal's variable in the file, where the names differ
 
 
 def remove_stale_partials(path: Path) -> list[Path]:
@@ -295,12 +301,18 @@ class RecordingWriter:
     exception inside a ``with`` block) deletes the temporary file. `presentation_coords`
     names the presentation coordinates (a dict gives each its kind: "str", "int", "float");
     `time_ms`, if given, is (time_bin_start, time_bin_end), each (neuroid, time_bin), in ms.
+    `areas` names the attention region's areas in the order area_queries are written, the
+    hierarchy's (needed for the "area_queries" signal).
     """
 
     def __init__(self, path: Path | str, neuroids: dict[str, np.ndarray], time_bins: list[int],
                  signals: tuple[str, ...], key_dim: int, classes: list[str],
                  presentation_coords: list[str] | dict[str, str], attrs: dict, float16: bool = False,
-                 time_ms: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                 time_ms: tuple[np.ndarray, np.ndarray] | None = None,
+                 areas: Sequence[str] = ()) -> None:
+        if "area_queries" in signals and not areas:
+            raise ProbeError("the area_queries signal needs the attention region's areas: "
+                             "record it with gattanet_sim.experiment")
         self.path = Path(path)
         check_replaceable(self.path, "recording")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -311,6 +323,7 @@ class RecordingWriter:
         honour_umask(tmp)
         self.tmp = Path(tmp)
         self.signals = signals
+        self.areas = list(areas)
         self.kinds = {"stimulus_id": "str", "label": "int", **coordinate_kinds(presentation_coords)}
         self.n = 0
         nc = self.nc = netCDF4.Dataset(self.tmp, "w", format="NETCDF4")
@@ -331,9 +344,12 @@ class RecordingWriter:
                 var[:] = values
                 var.setncattr("units", "ms")
             neuroid_coords += ["time_bin_start", "time_bin_end"]
-        if "query" in signals:
+        if {"query", "area_queries"} & set(signals):
             nc.createDimension("key_dim", key_dim)
             nc.createVariable("key_dim", "i4", ("key_dim",))[:] = np.arange(key_dim)
+        if "area_queries" in signals:
+            nc.createDimension("area", len(areas))
+            nc.createVariable("area", str, ("area",))[:] = np.asarray(list(areas), dtype=object)
         cls = nc.createVariable("class", str, ("class",))
         cls[:] = np.asarray(classes, dtype=object)
         for name, kind in self.kinds.items():
@@ -341,22 +357,24 @@ class RecordingWriter:
         pres = " ".join(self.kinds)
         quantize = {"significant_digits": FLOAT16_BITS, "quantize_mode": "BitRound",
                     "zlib": True, "complevel": 1} if float16 else {}
-        dims = {"activity": "neuroid", "gain": "neuroid", "agreement": "neuroid",
-                "query": "key_dim", "logits": "class"}
+        dims = {"activity": ("neuroid",), "gain": ("neuroid",), "agreement": ("neuroid",),
+                "query": ("key_dim",), "logits": ("class",), "area_queries": ("area", "key_dim")}
         for signal in signals:
-            var_name = "global_query" if signal == "query" else signal
-            width = len(nc.dimensions[dims[signal]])
-            var = nc.createVariable(var_name, "f4", ("presentation", dims[signal], "time_bin"),
+            widths = tuple(len(nc.dimensions[d]) for d in dims[signal])
+            width = int(np.prod(widths))
+            var = nc.createVariable(VARIABLES.get(signal, signal), "f4",
+                                    ("presentation", *dims[signal], "time_bin"),
                                     chunksizes=(max(1, min(64, 2**22 // max(1, width * len(time_bins)))),
-                                                width, len(time_bins)), **quantize)
-            extra_coords = " ".join(neuroid_coords) if dims[signal] == "neuroid" else ""
+                                                *widths, len(time_bins)), **quantize)
+            extra_coords = " ".join(neuroid_coords) if dims[signal] == ("neuroid",) else ""
             var.setncattr("coordinates", f"{pres} {extra_coords}".strip())
         nc.setncatts({k: str(v) for k, v in attrs.items()})
         nc.setncattr("complete", 0)
 
     def append(self, signals: dict[str, np.ndarray], coords: dict[str, Sequence]) -> None:
-        """Add a chunk of presentations: each signal (B, width, time_bin); `coords` holds every
-        presentation coordinate the writer was made with (B values each)."""
+        """Add a chunk of presentations: each signal (B, width, time_bin), area_queries
+        (B, area, key_dim, time_bin); `coords` holds every presentation coordinate the writer
+        was made with (B values each)."""
         missing = [name for name in self.kinds if name not in coords]
         if missing:
             raise ValueError(f"presentation coordinate(s) {', '.join(missing)} missing from a chunk")
@@ -369,7 +387,7 @@ class RecordingWriter:
             else:
                 self.nc[name][sl] = np.asarray(values, dtype=np.int64 if kind == "int" else np.float64)
         for signal in self.signals:
-            self.nc["global_query" if signal == "query" else signal][sl] = signals[signal]
+            self.nc[VARIABLES.get(signal, signal)][sl] = signals[signal]
         self.n += b
 
     def close(self) -> Path:
@@ -399,14 +417,19 @@ class RecordingWriter:
 
 
 def trajectory_signals(traj: Trajectory, placement: Placement, signals: tuple[str, ...],
-                       steps: list[int]) -> dict[str, np.ndarray]:
-    """Every recorded signal of one batch, as (B, width, time_bin) arrays."""
+                       steps: list[int], areas: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """Every recorded signal of one batch, as (B, width, time_bin) arrays (area_queries:
+    (B, area, d, time_bin), areas in the order of `areas`, default `traj.area_queries`'s)."""
     out = {}
     for signal in signals:
         if signal in NEUROID_SIGNALS:
             out[signal] = read_out(traj, placement, signal, steps)
         elif signal == "query":
             out[signal] = traj.query[steps].permute(1, 2, 0).float().cpu().numpy()  # (B, d, T')
+        elif signal == "area_queries":
+            order = list(areas) or list(traj.area_queries)
+            stacked = torch.stack([traj.area_queries[a] for a in order], dim=2)  # (T, B, area, d)
+            out[signal] = stacked[steps].permute(1, 2, 3, 0).float().cpu().numpy()  # (B, area, d, T')
         else:
             out[signal] = traj.logits[steps].permute(1, 2, 0).float().cpu().numpy()  # (B, K, T')
     return out
@@ -441,7 +464,7 @@ def record(model: GAttANet, stream: Iterable[Presentations], writer: RecordingWr
         for batch in stream:
             traj = model.simulate(batch.images, timesteps, activity="activity" in writer.signals,
                                   query=batch.query)
-            signals = trajectory_signals(traj, placement, writer.signals, steps)
+            signals = trajectory_signals(traj, placement, writer.signals, steps, writer.areas)
             for name, values in signals.items():  # never a recording that looks complete and is not
                 if not np.isfinite(values).all():
                     first = batch.coords["stimulus_id"][int(np.flatnonzero(~np.isfinite(values))[0]

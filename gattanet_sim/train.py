@@ -40,7 +40,7 @@ from gattanet_sim.cli import (
 )
 from gattanet_sim import cued_task, distributed
 from gattanet_sim.data import ImageSet, balanced_subset, batches, epoch_order
-from gattanet_sim.dynamics import MODES, GAttANet
+from gattanet_sim.dynamics import MODES, GAttANet, parse_feedback_delays
 from gattanet_sim.evaluate import accuracy_per_timestep, load_checkpoint
 from gattanet_sim.stimuli import detection_arrays
 from gattanet_sim.templates import from_model
@@ -57,13 +57,21 @@ LATER = {"query_leak": 0.0, "gain_tau": 1.0, "stem": None, "per_block": False, "
          "attention_areas": None, "random_timesteps": False, "alpha_sign": "free",
          "gain_map": "position", "key_position": "none", "cue_classes": 0, "task": "classify",
          "init": None, "cue_validity": 0.8, "cue_neutral": 0.2, "detection_fraction": 0.5,
-         "grid": 2}
+         "grid": 2, "feedback_delays": None, "shared_noise": 0.0}
 TASKS = ("classify", "cued-detection")
 DETECTION_VAL = 2000  # validation arrays of the cued task (fixed, from the validation images)  # options newer than some saved runs: their value then
 
 
 SYNC_EVERY = 50  # on a GPU: steps between the loop's waits for the device (finiteness, progress)
 CPU_SYNC_EVERY = 1  # on the CPU a wait costs nothing: check every step
+
+
+def feedback_delays_argument(text: str) -> list[int] | dict[str, int]:
+    """--feedback-delays D,D,.. (one per area, in order) or AREA=D,.. (the rest 0)."""
+    try:
+        return parse_feedback_delays(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 class TrainingDiverged(ValueError):
@@ -117,6 +125,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="none (the paper), learned or sinusoidal: a position code added to the "
                         "keys (and queries), so that a cue can name a location")
     m.add_argument("--noise-std", type=non_negative_float, default=0.0, help="unit noise sd")
+    m.add_argument("--shared-noise", type=non_negative_float, default=0.0, metavar="RHO",
+                   help="fraction of the unit noise's variance shared by an area's units, drawn "
+                        "once per trial (0: independent, the default)")
+    m.add_argument("--feedback-delays", type=feedback_delays_argument, default=None, metavar="D,D,..",
+                   help="steps the attention gain is withheld from each area, D,D,.. in area order "
+                        "or AREA=D,.. (default: none; see gattanet_sim.dynamics)")
     d = p.add_argument_group("data")
     add_data_arguments(d, dataset_default=None)
     d.add_argument("--train-limit", type=positive_int, default=None,
@@ -174,6 +188,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--weights {args.weights}: no such file")
     if args.label_smoothing >= 1:
         p.error("--label-smoothing must be below 1")
+    if args.shared_noise > 1 or (args.shared_noise > 0 and args.noise_std == 0):
+        p.error(f"--shared-noise must lie in [0, 1] and needs --noise-std > 0, got {args.shared_noise}")
     for name in ("cue_validity", "cue_neutral"):
         if not 0 <= getattr(args, name) <= 1:
             p.error(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
@@ -201,6 +217,10 @@ def model_options(args: argparse.Namespace, num_classes: int, image_size: int) -
     options = {"num_classes": num_classes, "attention": args.attention, "key_dim": args.key_dim,
                "preset": args.preset, "norm_steps": args.norm_steps,
                "image_size": image_size, "mode": args.mode, "noise_std": args.noise_std}
+    if getattr(args, "feedback_delays", None) is not None:  # hypotheses: only when given
+        options["feedback_delays"] = args.feedback_delays
+    if getattr(args, "shared_noise", 0.0):
+        options["shared_noise"] = args.shared_noise
     if args.model == "toy":
         options.update(widths=list(args.widths), hidden=args.hidden, batch_norm=args.batch_norm)
     else:
@@ -441,7 +461,8 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
     if context.distributed:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if cuda else None,
-            find_unused_parameters=model.attention is not None and (args.mode == "cascade" or args.timesteps < 2))
+            find_unused_parameters=model.attention is not None and (args.mode == "cascade" or args.timesteps < 2
+                                                                  or any(model.feedback_delays.values())))
     if args.compile:
         net = torch.compile(net)
     train_data = resident(train_set, device)

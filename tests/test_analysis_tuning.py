@@ -30,7 +30,7 @@ PLANTS = ("response", "contrast", "additive", "same", "noise")
 
 
 def _planted_crf(units: int = 12, noise: float = 0.01) -> xr.Dataset:
-    """Gratings at two orientations x 11 contrasts x 2 phases, off and valid cue. Units prefer
+    """Gratings at two orientations x 11 contrasts x 2 phases, neutral and valid cue. Units prefer
     0 or 90 deg (0.3x response at the other); attention on region "response" multiplies the
     curve's Rmax by 1.3, on "contrast" halves c50, on "additive" adds 0.2, on "same" does
     nothing; "noise" units have no contrast response at all, only noise."""
@@ -41,7 +41,7 @@ def _planted_crf(units: int = 12, noise: float = 0.01) -> xr.Dataset:
     b, rmax = rng.uniform(0.05, 0.15, n_units), rng.uniform(0.6, 1.4, n_units)
     c50, n = rng.uniform(0.2, 0.4, n_units), rng.uniform(1.5, 3.0, n_units)
     rows, values = [], []
-    for condition, cue in (("off", "none"), ("template", "valid")):
+    for condition, cue in (("template", "neutral"), ("template", "valid")):
         for ori in (0.0, 90.0):
             for c in CONTRASTS:
                 for phase in (0.0, 180.0):
@@ -56,7 +56,7 @@ def _planted_crf(units: int = 12, noise: float = 0.01) -> xr.Dataset:
                     values.append(response + sd * rng.standard_normal(n_units))
                     rows.append({"stimulus_id": f"g/{ori:g}/{c:g}/{phase:g}", "orientation": ori,
                                  "contrast": c, "phase": phase, "condition": condition, "cue": cue,
-                                 "attended": f"{ori:g}" if attend else ""})
+                                 "attended": f"{ori:g}" if attend else "all"})
     return _assembly(rows, values, regions)
 
 
@@ -74,7 +74,9 @@ def test_gain_model_finds_the_preferred_orientation(crf_units):
 
 def test_gain_model_recovers_response_gain(crf_units):
     units = crf_units[crf_units.region == "response"]
-    assert (units["class"] == "response gain").mean() >= 0.9
+    # baselines here are small (b 0.05-0.15), where activity gain (b -> g b too) is nearly response gain
+    assert (units["class"] == "response gain").mean() >= 0.8
+    assert units["class"].isin(["response gain", "activity gain"]).all()
     assert units.g.median() == pytest.approx(1.3, abs=0.05)
     row = summarize(crf_units).query("region == 'response' and name == 'g'").iloc[0]
     assert row.ci_low <= 1.3 <= row.ci_high and row.ci_high - row.ci_low < 0.1
@@ -105,8 +107,8 @@ def test_gain_model_table_counts_with_wilson_intervals(crf_units):
     fractions = table[(table.statistic == "fraction") & (table.name != "unresponsive")]
     assert (fractions.groupby("region")["count"].sum() == 12).all()
     assert ((fractions.ci_low <= fractions.value) & (fractions.value <= fractions.ci_high)).all()
-    assert set(table.name) >= {"response gain", "contrast gain", "additive shift", "none", "poor fit",
-                               "g", "k", "d_rel"}
+    assert set(table.name) >= {"response gain", "contrast gain", "additive shift", "activity gain",
+                               "none", "poor fit", "g", "k", "d_rel", "a"}
 
 
 def test_gain_model_refuses_an_assembly_without_a_contrast_series():
@@ -114,7 +116,7 @@ def test_gain_model_refuses_an_assembly_without_a_contrast_series():
     with pytest.raises(AnalysisError, match="needs coordinate 'contrast'"):
         gain_model(crf.drop_vars("contrast"))
     with pytest.raises(AnalysisError, match="no presentation is attended"):
-        gain_model(crf.isel(presentation=np.flatnonzero(crf["condition"].values == "off")))
+        gain_model(crf.isel(presentation=np.flatnonzero(crf["cue"].values == "neutral")))
     top = crf.isel(presentation=np.flatnonzero(crf["contrast"].values >= 0.7))
     with pytest.raises(AnalysisError, match="at least 5 contrasts.*has 4"):
         gain_model(top)
@@ -125,7 +127,7 @@ TEMPLATES = (0.0, 45.0, 90.0, 135.0)
 
 
 def _planted_similarity(slope: float = 0.2, units: int = 40, jitter: float = 0.03) -> xr.Dataset:
-    """Gratings at 8 orientations x 2 phases under off and one template per orientation of
+    """Gratings at 8 orientations x 2 phases under the neutral cue and one template per orientation of
     TEMPLATES. Units are von Mises tuned (preferred orientation uniform); attending theta_att
     multiplies every response of a unit by 1 + slope cos 2(pref - theta_att) + noise (sd
     `jitter`, per unit and template). A 'readout' region of logits (negative) rides along."""
@@ -134,19 +136,19 @@ def _planted_similarity(slope: float = 0.2, units: int = 40, jitter: float = 0.0
     jitters = {t: jitter * rng.standard_normal(units) for t in TEMPLATES}
     orientations = np.arange(8) * 22.5
     rows, values = [], []
-    for condition, attended in (("off", ""), *(("template", f"{t:g}") for t in TEMPLATES)):
+    for cue, attended in (("neutral", "neutral"), *(("attend", f"{t:g}") for t in TEMPLATES)):
         for ori in orientations:
             for phase in (0.0, 180.0):
                 rate = 0.2 + np.exp(2.0 * (np.cos(np.deg2rad(2 * (ori - pref))) - 1))  # (neuroid,)
-                if attended:
+                if cue == "attend":
                     theta = float(attended)
                     rate = rate * (1 + slope * np.cos(np.deg2rad(2 * (pref - theta)))
                                    + jitters[theta])
                 logits = rng.normal(0, 1, 3)
                 values.append(np.concatenate([rate, logits]))
                 rows.append({"stimulus_id": f"g/{ori:g}/{phase:g}", "orientation": ori,
-                             "contrast": 1.0, "phase": phase, "condition": condition,
-                             "attended": attended})
+                             "contrast": 1.0, "phase": phase, "condition": "template",
+                             "cue": cue, "attended": attended})
     return _assembly(rows, values, np.array(["V4"] * units + ["readout"] * 3))
 
 
@@ -181,13 +183,13 @@ def test_feature_similarity_gain_refuses_unfit_assemblies():
     with pytest.raises(AnalysisError, match="needs coordinate 'attended'"):
         feature_similarity_gain(ds.drop_vars("attended"))
     with pytest.raises(AnalysisError, match="no presentation is attended"):
-        feature_similarity_gain(ds.isel(presentation=np.flatnonzero(ds["condition"].values == "off")))
-    named = ds.assign_coords(attended=("presentation", np.where(ds["attended"].values == "", "",
+        feature_similarity_gain(ds.isel(presentation=np.flatnonzero(ds["cue"].values == "neutral")))
+    named = ds.assign_coords(attended=("presentation", np.where(ds["cue"].values == "neutral", "neutral",
                                                                 "cat")))
     with pytest.raises(AnalysisError, match="templates named by orientation"):
         feature_similarity_gain(named)
     valid_only = ds.isel(presentation=np.flatnonzero(
-        (ds["attended"].values == "") | (ds["attended"].values.astype(object)
+        (ds["cue"].values == "neutral") | (ds["attended"].values.astype(object)
                                           == np.char.mod("%g", ds["orientation"].values))))
     with pytest.raises(AnalysisError, match="every template shown on every unattended stimulus"):
         feature_similarity_gain(valid_only)  # valid cues: a template only on its own orientation

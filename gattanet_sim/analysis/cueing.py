@@ -119,6 +119,12 @@ def reaction_times(ds: xr.Dataset, threshold: float = 0.5, reference: str = "neu
     taken at the RT (the top class then is the label; Wilson 95% CI over the crossing
     presentations); and, for every cue but `reference`, the paired RT difference to it over
     the images that cross under both (mean, bootstrap 95% CI).
+
+    Resolution: `crossed_fraction` is the fraction of this cue's presentations that cross, and
+    `distinct_rts` the number of distinct RTs (in bins) among the crossing presentations of this
+    cue and the `reference` cue together. RTs are whole time bins: where the read-out crosses
+    at one or two bins only, a difference of 0 [0, 0] says the RT cannot resolve the cues, not
+    that they do not differ.
     """
     require(ds, "reaction_times", variables=("logits",), coords=("condition", "cue", "label", "stimulus_id"))
     if not 0 < threshold < 1:
@@ -129,6 +135,7 @@ def reaction_times(ds: xr.Dataset, threshold: float = 0.5, reference: str = "neu
     if len(pairs) < 2:
         raise AnalysisError(f"reaction_times compares cues; the recording has only {pairs[0][1]!r}")
     ref = table[table.cue == reference].set_index("key")
+    ref_rts = ref.loc[ref.crossed, "rt_bin"].to_numpy()  # (crossing reference presentations,)
     rows = []
     for condition, cue in pairs:
         part = table[(table.condition == condition) & (table.cue == cue)]
@@ -137,7 +144,8 @@ def reaction_times(ds: xr.Dataset, threshold: float = 0.5, reference: str = "neu
         acc_low, acc_high = proportion_ci(int(done.correct.sum()), len(done))
         row = {"condition": condition, "cue": cue, "threshold": threshold, "presentations": len(part),
                "never_fraction": 1 - part.crossed.mean(), "never_ci_low": never_low,
-               "never_ci_high": never_high,
+               "never_ci_high": never_high, "crossed_fraction": part.crossed.mean(),
+               "distinct_rts": len(np.unique(np.concatenate([done.rt_bin.to_numpy(), ref_rts]))),
                "crossed": len(done), "accuracy_at_rt": done.correct.mean() if len(done) else np.nan,
                "accuracy_ci_low": acc_low, "accuracy_ci_high": acc_high}
         for unit in ("bin", "ms"):

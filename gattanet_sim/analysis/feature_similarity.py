@@ -12,13 +12,16 @@ How each number is computed (`feature_similarity_units`, then `feature_similarit
   1. Activity at one time bin (the last by default), at the top contrast when the recording
      has a `contrast` coordinate. Areas whose activity goes below 0 (the class layer's
      logits) are left out: neither a vector average nor a response ratio means anything there.
-  2. Preferred feature (`unattended` selection, default condition "off"): the mean response
+  2. Preferred feature (`unattended` selection, default the neutral cue): the mean response
      R(theta) per stimulus value theta of `feature` (over every other stimulus parameter and
      trial), then theta_pref = arg(sum_theta R(theta) exp(2 pi i theta / period)) period /
      (2 pi), a circular vector average (period 180 deg for orientation). Its selectivity is
      |sum R exp(...)| / sum R. Units with selectivity <= `min_selectivity`, or whose mean
      unattended response is not above `min_response` times the median of their area's units,
      are left out: no preferred feature, or a ratio dominated by a near-silent denominator.
+     The default reference is the neutral cue (the mean template). `off` is accepted, but under
+     it every area is normalised with its first step's batch-norm statistics, so a gain against
+     `off` is 0.36 in V1 of the recipe's model before any feature effect.
   3. For each attended value theta_att (the coordinate `attended` of the `attended`
      selection, default condition "template": template names like "45"), the unit's gain =
      mean R over the stimuli under that template / mean R over the same stimuli unattended
@@ -57,8 +60,8 @@ def _stimulus_keys(activity: xr.DataArray) -> np.ndarray:
     return np.arange(activity.sizes["presentation"]).astype(str)
 
 
-def feature_similarity_units(ds: xr.Dataset, unattended: Mapping[str, object] = {"condition": "off"},
-                             attended: Mapping[str, object] = {"condition": "template"},
+def feature_similarity_units(ds: xr.Dataset, unattended: Mapping[str, object] = {"cue": "neutral"},
+                             attended: Mapping[str, object] = {"cue": "attend"},
                              feature: str = "orientation", period: float = 180.0,
                              time_bin: int | None = None, min_selectivity: float = 0.0,
                              min_response: float = 0.1) -> pd.DataFrame:
@@ -190,8 +193,8 @@ def summarize(samples: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def feature_similarity_gain(ds: xr.Dataset, unattended: Mapping[str, object] = {"condition": "off"},
-                            attended: Mapping[str, object] = {"condition": "template"},
+def feature_similarity_gain(ds: xr.Dataset, unattended: Mapping[str, object] = {"cue": "neutral"},
+                            attended: Mapping[str, object] = {"cue": "attend"},
                             feature: str = "orientation", seed: int = 0, period: float = 180.0,
                             time_bin: int | None = None, min_selectivity: float = 0.0,
                             min_response: float = 0.1) -> pd.DataFrame:

@@ -1,48 +1,65 @@
-"""Response gain, contrast gain or an additive shift? Attention's effect on contrast-response curves.
+"""Response gain, contrast gain, an additive shift or an activity gain? Attention's effect on
+contrast-response curves.
 
 Question: when the network attends, does a unit's contrast-response function R(c) scale up
-(response gain), shift left along the contrast axis (contrast gain), or rise by a constant
-(additive shift)?
+(response gain), shift left along the contrast axis (contrast gain), rise by a constant
+(additive shift), or is the whole curve, baseline included, multiplied (activity gain: what a
+post-ReLU gain on the unit's activity does)?
 
 Biology. The normalisation model of attention (Reynolds & Heeger 2009, Neuron 61:168) predicts
 either signature from one mechanism: response gain when the stimulus is large relative to the
 attention field, contrast gain when it is small. Williford & Maunsell 2006 (J Neurophysiol
-96:40) found, in 131 V4 neurons, attention effects best described by proportional scaling of
-the response (response gain). Reynolds, Pasternak & Desimone 2000 (Neuron 26:703) found that
-attention in V4 acts like an increase of the stimulus's contrast (by a factor of 1.51), a
-contrast-gain signature.
+96:40) fitted both to 131 V4 neurons and found that response gain (proportional scaling) and
+contrast gain (a leftward shift) described the attention effects about equally well.
+Reynolds, Pasternak & Desimone 2000 (Neuron 26:703) found that attention in V4 acts like an
+increase of the stimulus's contrast (by a factor of 1.51), a contrast-gain signature.
 
 How each number is computed (`gain_model_units`, then `gain_model`):
   1. Activity at one time bin (the last by default). Presentations of the `unattended`
-     selection (default: condition "off") and of the `attended` one (default: cue "valid",
-     i.e. the template of the grating's own orientation) are averaged over everything but the
-     stimulus configuration (`stimulus_by`: orientation, spatial frequency, colour, radius,
-     position) and `contrast`, i.e. over phases and trials.
+     selection (default: cue "neutral", the mean template) and of the `attended` one (default:
+     cue "valid", i.e. the template of the grating's own orientation) are averaged over
+     everything but the stimulus configuration (`stimulus_by`: orientation, spatial frequency,
+     colour, radius, position) and `contrast`, i.e. over phases and trials.
+     Caveat of `unattended={"condition": "off"}` (still accepted): under `off` every area is
+     normalised with the batch-norm statistics of its own first step, so R(template) / R(off)
+     differs from 1 before any feature effect (0.36 in V1 of the recipe's model). Compare
+     the attended cue with the neutral or the invalid one instead.
   2. Every area is fitted, the class layer's logits too (b absorbs their offset).
      Per unit, the preferred configuration is the one with the largest unattended response at
      the top contrast; R_unatt(c) and R_att(c) are the two curves at that configuration.
-  3. Four Naka-Rushton models R(c) = b + Rmax c^n / (c^n + c50^n) are fitted jointly to both
+  3. Five Naka-Rushton models R(c) = b + Rmax c^n / (c^n + c50^n) are fitted jointly to both
      curves (least squares, `scipy.optimize.curve_fit`, bounded, started from the best point of
-     a grid over c50, n (and k) with the linear parameters solved exactly), sharing n:
+     a grid over c50, n (and k or a) with the linear parameters solved exactly, and the effect
+     models also from the "none" fit with their extra parameter at its null value), sharing n:
        none     (4 parameters): one curve for both;
        response (5): attended Rmax = g Rmax;
        contrast (5): attended c50 = c50 / k;
-       additive (5): attended b = b + d.
-  4. AIC = N ln(RSS / N) + 2 p over the N = 2 x contrasts points (RSS floored at 1e-12 of the
-     total sum of squares, so perfect fits tie and the fewer parameters win). Class rule:
-     "unresponsive" when both curves together vary by less than `min_range`; otherwise the
-     model with the lowest AIC, except "poor fit" when that model's R^2 over both curves
-     (1 - RSS / total sum of squares around their common mean) is below `min_r2`; a best
-     "none" model is the class "none".
+       additive (5): attended b = b + d;
+       activity (5): attended R = a R_unatt (b -> a b and Rmax -> a Rmax).
+     Every effect model nests "none" (g = k = a = 1, d = 0), so its residual sum of squares is
+     never above none's.
+  4. Class rule. "unresponsive" when both curves together vary by less than `min_range`.
+     Otherwise each effect model is tested against "none" with the nested-model F test,
+     F = (RSS_none - RSS_model) / (RSS_model / (N - 5)) on (1, N - 5) degrees of freedom over
+     the N = 2 x contrasts points (RSS floored at 1e-10 of the total sum of squares, so perfect
+     fits tie). An effect model is accepted only when its p < `alpha` / 4 (Bonferroni over the
+     four effect models: on noise alone fewer than `alpha` of units get an effect class, where
+     the lowest AIC alone would give one to a third of them); among the accepted models the
+     lowest AIC = N ln(RSS / N) + 2 p wins; with none accepted the model is "none". The class
+     is "poor fit" when the chosen model's R^2 over both curves (1 - RSS / total sum of
+     squares around their common mean) is below `min_r2`. The per-unit table has every effect
+     model's p (`p_response`, ...) and `p_vs_none`: the Bonferroni-corrected p (min(1, 4 p))
+     of the chosen effect model or, for "none" and "poor fit" units, of the best-AIC one.
   5. Per area (`gain_model`): the count of each class and its fraction of the area's
      responsive units with a Wilson 95% interval (the unresponsive count as a fraction of all
-     units); the median g over response-gain units, median k over contrast-gain units and
-     median d / |Rmax| over additive-shift units, each with a seeded bootstrap 95% interval
-     over those units.
+     units); the median g over response-gain units, median k over contrast-gain units, median
+     d / |Rmax| over additive-shift units and median a over activity-gain units, each with a
+     seeded bootstrap 95% interval over those units.
 
 With few contrasts and a large c50 (a nearly power-law curve) response and contrast gain are
-hard to tell apart: Rmax (c / c50)^n scaled by g equals c50 divided by g^(1/n). AIC then picks
-whichever fits marginally better; the fitted c50 is in the per-unit table.
+hard to tell apart: Rmax (c / c50)^n scaled by g equals c50 divided by g^(1/n); with b near 0
+response and activity gain are the same model. Both may then pass the F test and AIC picks
+whichever fits marginally better; the fitted b and c50 are in the per-unit table.
 """
 
 from __future__ import annotations
@@ -52,6 +69,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy import stats
 from scipy.optimize import curve_fit
 
 from gattanet_sim.analysis.common import (
@@ -59,15 +77,25 @@ from gattanet_sim.analysis.common import (
 )
 
 STIMULUS_BY = ("orientation", "spatial_frequency", "color", "radius", "position_x", "position_y")
-MODELS = ("none", "response", "contrast", "additive")
+MODELS = ("none", "response", "contrast", "additive", "activity")
+EFFECTS = MODELS[1:]
 CLASS_OF = {"none": "none", "response": "response gain", "contrast": "contrast gain",
-            "additive": "additive shift"}
-CLASSES = ("response gain", "contrast gain", "additive shift", "none", "poor fit")
+            "additive": "additive shift", "activity": "activity gain"}
+CLASSES = ("response gain", "contrast gain", "additive shift", "activity gain", "none", "poor fit")
+# The extra parameter of each effect model, its value under "none", and its median's name.
+EXTRA = {"response": "g", "contrast": "k", "additive": "d", "activity": "a"}
+NULL_VALUE = {"response": 1.0, "contrast": 1.0, "additive": 0.0, "activity": 1.0}
+MEDIAN_OF = (("g", "response gain"), ("k", "contrast gain"), ("d_rel", "additive shift"),
+             ("a", "activity gain"))
 MIN_CONTRASTS = 5
+ATTENDED = {"cue": "valid"}
+UNATTENDED = {"cue": "neutral"}  # the mean template; see step 1 for why not "off"
+RSS_FLOOR = 1e-10  # of the total sum of squares: fits this close to perfect tie
 # Grids for the starting points of the fits (the linear parameters are solved on them).
 C50_GRID = np.geomspace(0.02, 3.0, 20)
 N_GRID = np.geomspace(0.4, 8.0, 12)
 K_GRID = np.geomspace(0.1, 10.0, 21)
+A_GRID = np.geomspace(0.2, 5.0, 21)
 
 
 def naka_rushton(c: np.ndarray, b: float, rmax: float, c50: float, n: float) -> np.ndarray:
@@ -79,7 +107,7 @@ def naka_rushton(c: np.ndarray, b: float, rmax: float, c50: float, n: float) -> 
 def _predict(model: str, c: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(unattended, attended) curves of a model with parameters (b, Rmax, c50, n[, extra])."""
     b, rmax, c50, n = p[:4]
-    unatt = naka_rushton(c, b, rmax, c50, n)
+    unatt = naka_rushton(c, b, rmax, c50, n)  # (C,)
     if model == "none":
         return unatt, unatt
     extra = p[4]
@@ -87,6 +115,8 @@ def _predict(model: str, c: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.n
         return unatt, naka_rushton(c, b, extra * rmax, c50, n)
     if model == "contrast":
         return unatt, naka_rushton(c, b, rmax, c50 / extra, n)
+    if model == "activity":
+        return unatt, extra * unatt
     return unatt, naka_rushton(c, b + extra, rmax, c50, n)  # additive
 
 
@@ -99,20 +129,23 @@ def _hill(c: np.ndarray, c50: np.ndarray, n: np.ndarray) -> np.ndarray:
 def _grid_start(model: str, c: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Best grid point of the nonlinear parameters, linear ones by least squares: the start
     of the bounded fit. y is (2C,): the unattended curve, then the attended one."""
-    c50, n = (g.ravel() for g in np.meshgrid(C50_GRID, N_GRID, indexing="ij"))
-    if model == "contrast":
-        c50, n, k = (g.ravel() for g in np.meshgrid(C50_GRID, N_GRID, K_GRID, indexing="ij"))
-        f_un, f_att = _hill(c, c50, n), _hill(c, c50 / k, n)  # (G, C) each
+    extra = {"contrast": K_GRID, "activity": A_GRID}.get(model)
+    if extra is None:
+        c50, n = (g.ravel() for g in np.meshgrid(C50_GRID, N_GRID, indexing="ij"))
+        k = np.ones_like(c50)  # (G,)
     else:
-        f_un = f_att = _hill(c, c50, n)  # (G, C)
+        c50, n, k = (g.ravel() for g in np.meshgrid(C50_GRID, N_GRID, extra, indexing="ij"))
+    f_un = _hill(c, c50, n)  # (G, C)
+    f_att = _hill(c, c50 / k, n) if model == "contrast" else f_un  # (G, C)
+    scale = k[:, None] if model == "activity" else 1.0  # attended = a (b + Rmax f)
     points = f_un.shape[1]
     width = 3 if model in ("response", "additive") else 2
     x = np.zeros((len(f_un), 2 * points, width))  # (G, 2C, q): unattended points, then attended
-    x[:, :, 0] = 1.0  # b
+    x[:, :points, 0], x[:, points:, 0] = 1.0, scale  # b
     if model == "response":  # b, Rmax, g Rmax
         x[:, :points, 1], x[:, points:, 2] = f_un, f_att
     else:  # b, Rmax[, d]
-        x[:, :points, 1], x[:, points:, 1] = f_un, f_att
+        x[:, :points, 1], x[:, points:, 1] = f_un, scale * f_att
         if model == "additive":
             x[:, points:, 2] = 1.0
     gram = x.transpose(0, 2, 1) @ x + 1e-12 * np.eye(x.shape[-1])  # (G, q, q)
@@ -123,7 +156,7 @@ def _grid_start(model: str, c: np.ndarray, y: np.ndarray) -> np.ndarray:
     start = [b, rmax, c50[best], n[best]]
     if model == "response":
         start.append(coef[best, 2] / rmax if abs(rmax) > 1e-12 else 1.0)
-    elif model == "contrast":
+    elif model in ("contrast", "activity"):
         start.append(k[best])
     elif model == "additive":
         start.append(coef[best, 2])
@@ -135,7 +168,7 @@ def _bounds(model: str, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     s = float(np.ptp(y))
     low = [y.min() - s, -10 * s, 0.01, 0.3]
     high = [y.max() + s, 10 * s, 5.0, 10.0]
-    if model in ("response", "contrast"):
+    if model in ("response", "contrast", "activity"):
         low.append(0.05)
         high.append(20.0)
     elif model == "additive":
@@ -144,42 +177,69 @@ def _bounds(model: str, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.array(low), np.array(high)
 
 
+def _fit(model: str, c: np.ndarray, y: np.ndarray, starts: list[np.ndarray]) -> dict:
+    """Least squares from the best of `starts` (clipped to the bounds); never worse than any
+    start: {params, rss}."""
+    low, high = _bounds(model, y)
+
+    def curve(_x, *p):
+        return np.concatenate(_predict(model, c, np.asarray(p)))  # (2C,)
+
+    def rss_of(p: np.ndarray) -> float:
+        return float(((curve(None, *p) - y) ** 2).sum())
+
+    starts = [np.clip(s, low, high) for s in starts]
+    params = min(starts, key=rss_of)
+    start_rss = rss_of(params)
+    try:
+        refined, _ = curve_fit(curve, np.arange(len(y)), y, p0=params, bounds=(low, high),
+                               method="trf", maxfev=2000)
+    except (RuntimeError, ValueError):
+        return {"params": params, "rss": start_rss}  # the start is a valid least-squares point
+    rss = rss_of(refined)
+    if rss < start_rss:  # the refinement never makes things worse
+        return {"params": np.asarray(refined, float), "rss": rss}
+    return {"params": params, "rss": start_rss}
+
+
 def fit_models(c: np.ndarray, unatt: np.ndarray, att: np.ndarray) -> dict[str, dict]:
-    """Fit the four nested models jointly to both curves: model -> {params, rss}."""
+    """Fit the five nested models jointly to both curves: model -> {params, rss}. Each effect
+    model also starts from the "none" fit (extra at its null value), and "none" is refitted
+    from any effect fit that shows it a better basin, so the nesting holds in the RSS."""
     y = np.concatenate([unatt, att])  # (2C,)
-    fits = {}
-    for model in MODELS:
-        low, high = _bounds(model, y)
-        start = np.clip(_grid_start(model, c, y), low, high)
-
-        def curve(_x, *p, model=model):
-            return np.concatenate(_predict(model, c, np.asarray(p)))
-
-        params = start
-        try:
-            params, _ = curve_fit(curve, np.arange(len(y)), y, p0=start, bounds=(low, high),
-                                  method="trf", maxfev=2000)
-        except (RuntimeError, ValueError):
-            pass  # keep the grid's start: still a valid (if coarser) least-squares point
-        rss = float(((curve(None, *params) - y) ** 2).sum())
-        start_rss = float(((curve(None, *start) - y) ** 2).sum())
-        if start_rss < rss:  # the refinement never makes things worse
-            params, rss = start, start_rss
-        fits[model] = {"params": np.asarray(params, float), "rss": rss}
+    fits = {"none": _fit("none", c, y, [_grid_start("none", c, y)])}
+    for model in EFFECTS:
+        nested = np.append(fits["none"]["params"], NULL_VALUE[model])  # (5,)
+        fits[model] = _fit(model, c, y, [_grid_start(model, c, y), nested])
+    better = _fit("none", c, y, [fits[m]["params"][:4] for m in EFFECTS])
+    if better["rss"] < fits["none"]["rss"]:
+        fits["none"] = better
+        for model in EFFECTS:
+            nested = np.append(better["params"], NULL_VALUE[model])  # (5,)
+            fits[model] = _fit(model, c, y, [fits[model]["params"], nested])
     return fits
 
 
-def classify(fits: dict[str, dict], y: np.ndarray, min_r2: float) -> dict:
-    """AIC per model, the best one, its R^2, and the class (see the module docstring)."""
+def classify(fits: dict[str, dict], y: np.ndarray, min_r2: float, alpha: float = 0.05) -> dict:
+    """AIC, R^2 and F-test p against "none" per model, the chosen model and the class (see
+    step 4 of the module docstring)."""
     points = len(y)
     total = float(((y - y.mean()) ** 2).sum())
+    floor = max(RSS_FLOOR * total, 1e-300)
+    rss = {m: max(fit["rss"], floor) for m, fit in fits.items()}
     row = {}
     for model, fit in fits.items():
-        rss = max(fit["rss"], 1e-12 * total, 1e-300)
-        row[f"aic_{model}"] = points * np.log(rss / points) + 2 * len(fit["params"])
+        row[f"aic_{model}"] = points * np.log(rss[model] / points) + 2 * len(fit["params"])
         row[f"r2_{model}"] = 1 - fit["rss"] / total
-    best = min(MODELS, key=lambda m: row[f"aic_{m}"])
+    for model in EFFECTS:
+        dof = points - len(fits[model]["params"])
+        f = max(rss["none"] - rss[model], 0.0) / (rss[model] / dof)
+        row[f"p_{model}"] = float(stats.f.sf(f, 1, dof))
+    accepted = [m for m in EFFECTS if row[f"p_{m}"] < alpha / len(EFFECTS)]
+    candidate = min(accepted or EFFECTS, key=lambda m: row[f"aic_{m}"])
+    best = candidate if accepted else "none"
     row["best_model"] = best
+    row["p_vs_none"] = min(1.0, len(EFFECTS) * row[f"p_{candidate}"])
     row["r2"] = row[f"r2_{best}"]
     row["class"] = "poor fit" if row["r2"] < min_r2 else CLASS_OF[best]
     return row
@@ -213,8 +273,8 @@ def _means(activity: xr.DataArray, where: Mapping[str, object], which: str,
     return pd.DataFrame(chosen.values, index=index).groupby(level=[0, 1]).mean()
 
 
-def contrast_response_curves(ds: xr.Dataset, attended: Mapping[str, object] = {"cue": "valid"},
-                             unattended: Mapping[str, object] = {"condition": "off"},
+def contrast_response_curves(ds: xr.Dataset, attended: Mapping[str, object] = ATTENDED,
+                             unattended: Mapping[str, object] = UNATTENDED,
                              time_bin: int | None = None,
                              stimulus_by: tuple[str, ...] = STIMULUS_BY) -> pd.DataFrame:
     """Each unit's attended and unattended contrast-response curves at its preferred stimulus
@@ -255,12 +315,16 @@ def contrast_response_curves(ds: xr.Dataset, attended: Mapping[str, object] = {"
     return table.sort_values(["_unit", "contrast"]).drop(columns="_unit").reset_index(drop=True)
 
 
-def gain_model_units(ds: xr.Dataset, attended: Mapping[str, object] = {"cue": "valid"},
-                     unattended: Mapping[str, object] = {"condition": "off"}, min_r2: float = 0.8,
+def gain_model_units(ds: xr.Dataset, attended: Mapping[str, object] = ATTENDED,
+                     unattended: Mapping[str, object] = UNATTENDED, min_r2: float = 0.8,
                      min_range: float = 1e-6, time_bin: int | None = None,
-                     stimulus_by: tuple[str, ...] = STIMULUS_BY) -> pd.DataFrame:
-    """One row per unit: preferred stimulus, class, R^2, AIC of every model, and the fitted
-    b, Rmax, c50, n of the best model with g, k, d from their own models."""
+                     stimulus_by: tuple[str, ...] = STIMULUS_BY,
+                     alpha: float = 0.05) -> pd.DataFrame:
+    """One row per unit: preferred stimulus, class, R^2, AIC of every model, F-test p of every
+    effect model against "none" and `p_vs_none` of the chosen one, the fitted b, Rmax, c50, n
+    of the chosen model, and g, k, d, a from their own models."""
+    if not 0 < alpha < 1:
+        raise AnalysisError(f"gain_model: alpha must lie between 0 and 1, got {alpha}")
     curves = contrast_response_curves(ds, attended, unattended, time_bin, stimulus_by)
     rows = []
     for (region, unit), curve in curves.groupby(["region", "neuroid_id"], sort=False):
@@ -273,18 +337,19 @@ def gain_model_units(ds: xr.Dataset, attended: Mapping[str, object] = {"cue": "v
             rows.append({**row, "class": "unresponsive"})
             continue
         fits = fit_models(c, un, att)
-        row.update(classify(fits, y, min_r2))
+        row.update(classify(fits, y, min_r2, alpha))
         b, rmax, c50, n = fits[row["best_model"]]["params"][:4]
-        row.update(b=b, rmax=rmax, c50=c50, n=n, g=fits["response"]["params"][4],
-                   k=fits["contrast"]["params"][4], d=fits["additive"]["params"][4],
-                   d_rel=fits["additive"]["params"][4] / abs(fits["additive"]["params"][1])
-                   if abs(fits["additive"]["params"][1]) > 0 else np.nan)
+        row.update(b=b, rmax=rmax, c50=c50, n=n)
+        row.update({EXTRA[m]: fits[m]["params"][4] for m in EFFECTS})
+        additive_rmax = abs(fits["additive"]["params"][1])
+        row["d_rel"] = row["d"] / additive_rmax if additive_rmax > 0 else np.nan
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def summarize(units: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """Per area: class counts and fractions (Wilson 95%), medians of g, k, d/|Rmax| (bootstrap 95%)."""
+    """Per area: class counts and fractions (Wilson 95%), medians of g, k, d/|Rmax| and a
+    (bootstrap 95%)."""
     rows = []
     for region, group in units.groupby("region", sort=False):
         responsive = group[group["class"] != "unresponsive"]
@@ -299,7 +364,7 @@ def summarize(units: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
         low, high = proportion_ci(count, n_all)
         rows.append({"region": region, "statistic": "fraction", "name": "unresponsive",
                      "count": count, "of": n_all, "value": count / n_all, "ci_low": low, "ci_high": high})
-        for parameter, name in (("g", "response gain"), ("k", "contrast gain"), ("d_rel", "additive shift")):
+        for parameter, name in MEDIAN_OF:
             values = responsive.loc[responsive["class"] == name, parameter].to_numpy(float)
             low, high = bootstrap_ci((values,), np.median, seed)
             rows.append({"region": region, "statistic": "median", "name": parameter,
@@ -309,12 +374,13 @@ def summarize(units: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def gain_model(ds: xr.Dataset, attended: Mapping[str, object] = {"cue": "valid"},
-               unattended: Mapping[str, object] = {"condition": "off"}, min_r2: float = 0.8,
+def gain_model(ds: xr.Dataset, attended: Mapping[str, object] = ATTENDED,
+               unattended: Mapping[str, object] = UNATTENDED, min_r2: float = 0.8,
                seed: int = 0, time_bin: int | None = None, min_range: float = 1e-6,
-               stimulus_by: tuple[str, ...] = STIMULUS_BY) -> pd.DataFrame:
+               stimulus_by: tuple[str, ...] = STIMULUS_BY, alpha: float = 0.05) -> pd.DataFrame:
     """Per area, tidy: statistic "fraction" (name = class; count of `of` units, value, Wilson
-    95% CI) and "median" (name = g, k or d_rel over the units of the matching class; bootstrap
-    95% CI). See the module docstring for every step."""
-    units = gain_model_units(ds, attended, unattended, min_r2, min_range, time_bin, stimulus_by)
+    95% CI) and "median" (name = g, k, d_rel or a over the units of the matching class;
+    bootstrap 95% CI). See the module docstring for every step."""
+    units = gain_model_units(ds, attended, unattended, min_r2, min_range, time_bin, stimulus_by,
+                             alpha)
     return summarize(units, seed)

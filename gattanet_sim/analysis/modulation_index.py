@@ -5,11 +5,18 @@ V1 to IT? Biology: attention modulates responses more in higher areas, V1 < V4 <
 (McAdams & Maunsell 1999, J Neurosci 19:431, abstract: with attention V4 responses rose by a
 median of 26%, V1 responses by 8%; Luck et al. 1997; Maunsell & Cook 2002).
 
-The attended and unattended presentations are two selections of one assembly (by default
-cue "valid" and condition "off", the network with its attention region silenced), matched
-by (stimulus_id, repetition): the same image and trial under both. The helpers here
-(`matched_activity`, `rate_regions`, `hierarchy`) are shared with `time_course` and
-`variability`.
+The attended and unattended presentations are two selections of one assembly, matched by
+(stimulus_id, repetition): the same image and trial under both. By default cue "valid" vs cue
+"neutral" (the mean template): both run the attention region for the same number of steps,
+so they differ only in what is cued. Condition "off" (the attention region silenced) stays
+available as an explicit reference, with a caveat: under `off` every area is normalised with
+the batch-norm statistics of its first step, so in V1 of the recipe's model R(template) /
+R(off) is 0.36 before any feature effect; a comparison with `off` mixes that normalisation
+change into the attentional one. The helpers here (`matched_activity`, `rate_regions`,
+`hierarchy`) and the defaults are shared with `time_course` and `variability`.
+
+The hierarchy finding is read from `hierarchy_magnitude` (one row per area, CIs by resampling
+each area's units); `hierarchy_trend` is kept for compatibility only.
 """
 
 from __future__ import annotations
@@ -21,10 +28,12 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from gattanet_sim.analysis.common import AnalysisError, bootstrap_ci, require, select, typed_selection
+from gattanet_sim.analysis.common import (
+    CONFIDENCE, RESAMPLES, AnalysisError, bootstrap_ci, require, select, typed_selection,
+)
 
 ATTENDED = {"cue": "valid"}
-UNATTENDED = {"condition": "off"}
+UNATTENDED = {"cue": "neutral"}  # the mean template; {"condition": "off"} normalises differently
 BIOLOGY = ("Biology: attention modulates higher areas more, V1 < V4 < IT (McAdams & Maunsell 1999, "
            "J Neurosci 19:431: V4 +26% median, V1 +8%; Luck et al. 1997; Maunsell & Cook 2002).")
 
@@ -142,32 +151,45 @@ def modulation_index(ds: xr.Dataset, attended: Mapping[str, object] = ATTENDED,
     return table
 
 
-def hierarchy_trend(ds: xr.Dataset, attended: Mapping[str, object] = ATTENDED,
-                    unattended: Mapping[str, object] = UNATTENDED, min_response: float = 1e-3,
-                    time_bin: int | None = None, seed: int = 0) -> pd.DataFrame:
-    """Does the AMI grow along the hierarchy? One row: at `time_bin` (default the last), the
-    Spearman correlation between each unit's area position (0 for the first area in the
-    neuroid coordinate, 1 for the next...) and its AMI (as in `modulation_index`), over every
-    unit of the kept areas, with a paired bootstrap 95% CI over units (resampling units with
-    their positions). Positive: the AMI grows along the hierarchy. `abs_spearman_rho` (and
-    its CI) is the same for |AMI|, the size of the modulation whatever its sign: where
-    attention lowers responses (AMI < 0), higher areas are modulated more when it is positive."""
-    r_att, r_unatt, kept, left_out, n_pairs = _unit_ami(ds, attended, unattended, "hierarchy_trend")
+def _ami_at(ds: xr.Dataset, attended, unattended, min_response: float, time_bin: int | None,
+            analysis: str) -> tuple[np.ndarray, np.ndarray, list[str], list[str], int, int]:
+    """Each responding unit's AMI at one time bin (default the last) and its area's position
+    in the hierarchy (0 for the first area of the neuroid coordinate, even if left out): two
+    (unit,) arrays; the kept areas with a unit, the left-out areas, the pairs and the bin."""
+    r_att, r_unatt, kept, left_out, n_pairs = _unit_ami(ds, attended, unattended, analysis)
     times = ds["time_bin"].values
     t = int(times[-1]) if time_bin is None else int(time_bin)
     if t not in times:
-        raise AnalysisError(f"hierarchy_trend: no time bin {t} (the recording has {', '.join(map(str, times))})")
+        raise AnalysisError(f"{analysis}: no time bin {t} (the recording has {', '.join(map(str, times))})")
     k = int(np.flatnonzero(times == t)[0])
     order = hierarchy(ds)
     position = np.full(len(r_att), -1.0)  # (neuroid,)
     for region, cols in kept.items():
         position[cols] = order.index(region)
-    total = r_att[:, k] + r_unatt[:, k]
+    total = r_att[:, k] + r_unatt[:, k]  # (neuroid,)
     ok = (position >= 0) & (total >= min_response)
-    pos, ami = position[ok], (r_att[ok, k] - r_unatt[ok, k]) / total[ok]  # (units,) each
+    pos, ami = position[ok], (r_att[ok, k] - r_unatt[ok, k]) / total[ok]  # (unit,) each
     areas = [r for r in kept if (pos == order.index(r)).any()]
+    return pos, ami, areas, left_out, n_pairs, t
+
+
+def hierarchy_trend(ds: xr.Dataset, attended: Mapping[str, object] = ATTENDED,
+                    unattended: Mapping[str, object] = UNATTENDED, min_response: float = 1e-3,
+                    time_bin: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """Kept for compatibility (modulation_index_trend.csv); read the hierarchy finding from
+    `hierarchy_magnitude`. This trend treats the units as independent samples of the
+    hierarchy although they come from a few areas (its CI is far too narrow), and its signed rho
+    lets a suppression that shrinks along the areas count as growing modulation.
+
+    One row: at `time_bin` (default the last), the Spearman correlation between each unit's
+    area position (0 for the first area in the neuroid coordinate, 1 for the next...) and its
+    AMI (as in `modulation_index`), over every unit of the kept areas, with a paired bootstrap
+    95% CI over units (resampling units with their positions). `abs_spearman_rho` (and its CI)
+    is the same for |AMI|."""
+    pos, ami, areas, left_out, n_pairs, t = _ami_at(ds, attended, unattended, min_response, time_bin,
+                                                    "hierarchy_trend")
     spearman = lambda p, a: stats.spearmanr(p, a)[0]  # noqa: E731
-    row = {"time_bin": t, "areas": " < ".join(areas), "units": int(ok.sum()), "pairs": n_pairs}
+    row = {"time_bin": t, "areas": " < ".join(areas), "units": len(ami), "pairs": n_pairs}
     for name, values in (("spearman_rho", ami), ("abs_spearman_rho", np.abs(ami))):
         row[name] = spearman(pos, values) if len(areas) >= 2 else np.nan
         prefix = name.removesuffix("spearman_rho")
@@ -175,4 +197,55 @@ def hierarchy_trend(ds: xr.Dataset, attended: Mapping[str, object] = ATTENDED,
             bootstrap_ci((pos, values), spearman, seed) if len(areas) >= 2 else (np.nan, np.nan))
     table = pd.DataFrame([row])
     table.attrs["left_out"] = left_out
+    return table
+
+
+def _percentiles(resamples: np.ndarray) -> tuple[float, float]:
+    """The percentile (CONFIDENCE) interval of bootstrap resamples, (resample,) -> (low, high)."""
+    tail = 100 * (1 - CONFIDENCE) / 2
+    return float(np.percentile(resamples, tail)), float(np.percentile(resamples, 100 - tail))
+
+
+def hierarchy_magnitude(ds: xr.Dataset, attended: Mapping[str, object] = ATTENDED,
+                        unattended: Mapping[str, object] = UNATTENDED, min_response: float = 1e-3,
+                        time_bin: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """Does the size of the modulation grow along the hierarchy? Read at the level of areas,
+    the samples the hierarchy has, and whatever the sign of the modulation.
+
+    One row per kept area (those of `modulation_index`, the class layer included only if its
+    activity never goes below 0) with a responding unit at `time_bin` (default the last), in
+    hierarchy order: `position` (0 for the first area of the neuroid coordinate), `units`,
+    `mean_ami` (signed), `magnitude` = |mean AMI of the area's units| and `minus_first` = this
+    area's magnitude - the first row's. CIs: a seeded percentile bootstrap, 2000 resamples of
+    each area's units drawn independently per area; `minus_first`'s from the difference of the
+    two areas' magnitudes resample by resample (NaN where either area has < 2 units). Growth
+    along the hierarchy: `minus_first` of the higher areas > 0 with its CI above 0. The table's
+    ``attrs`` hold `left_out` and `time_bin`; `time_bin` is also the last column.
+    """
+    pos, ami, areas, left_out, n_pairs, t = _ami_at(ds, attended, unattended, min_response, time_bin,
+                                                    "hierarchy_magnitude")
+    order = hierarchy(ds)
+    rng = np.random.default_rng(seed)
+    rows, resampled = [], {}
+    for region in areas:
+        x = ami[pos == order.index(region)]  # (unit,)
+        row = {"region": region, "position": order.index(region), "units": len(x), "mean_ami": x.mean(),
+               "magnitude": abs(x.mean())}
+        if len(x) >= 2:
+            picks = rng.integers(0, len(x), (RESAMPLES, len(x)))  # (resample, unit)
+            resampled[region] = np.abs(x[picks].mean(1))  # (resample,)
+            row["magnitude_ci_low"], row["magnitude_ci_high"] = _percentiles(resampled[region])
+        rows.append(row)
+    first = areas[0] if areas else None
+    for row in rows:
+        row["minus_first"] = row["magnitude"] - rows[0]["magnitude"]
+        if row["region"] in resampled and first in resampled:
+            row["minus_first_ci_low"], row["minus_first_ci_high"] = _percentiles(
+                resampled[row["region"]] - resampled[first])  # paired by resample
+        row["time_bin"] = t
+    table = pd.DataFrame(rows, columns=["region", "position", "units", "mean_ami", "magnitude", "magnitude_ci_low",
+                                        "magnitude_ci_high", "minus_first", "minus_first_ci_low",
+                                        "minus_first_ci_high", "time_bin"])
+    table.attrs["left_out"] = left_out
+    table.attrs["time_bin"] = t
     return table

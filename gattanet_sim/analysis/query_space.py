@@ -14,6 +14,16 @@ in the brain. Here:
     image never sit on both sides. Every image is predicted once, by the model that did not
     see it; accuracy is the fraction right, with a Wilson 95% CI over images. Chance is the
     share of the most frequent class or group (what always guessing it would score).
+    Two controls. Shuffled labels: the same classifier, the labels permuted over stimuli
+    (`permutations` seeded draws); the mean accuracy and the central 95% of the draws are
+    the classifier's own chance range, which the real accuracy must leave. The query
+    without the read-out: the bottom-up query is the mean of every area's query, the class
+    layer's among them, so it holds a linear projection of the logits and would separate
+    the classes even if nothing else in it did; the mean of the other areas' queries
+    (variable `area_queries`, recorded with `--signals ...,area_queries`) is scored the same
+    way (rows signal = "query_without_readout"; column `note` says when it was not measured).
+    The area queries are always the bottom-up ones of that step (no `query_leak` memory, no
+    template): compare them with the bottom-up condition's query.
 `class_rdms` / `representational_geometry`: representational dissimilarity matrices (RDMs;
     rsatoolbox, correlation distance 1 - r between the class-mean patterns) of the global
     query and of each area's activity under each attention condition, and how similar an
@@ -31,6 +41,7 @@ in the brain. Here:
 from __future__ import annotations
 
 import importlib.util
+import json
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -44,6 +55,10 @@ from gattanet_sim.analysis.common import (
 CIFAR10_GROUPS = {"vehicle": ("airplane", "automobile", "ship", "truck"),
                   "animal": ("bird", "cat", "deer", "dog", "frog", "horse")}
 QUERY = "global_query"
+AREA_QUERIES = "area_queries"
+SHUFFLES = 20  # label permutations of the shuffled-label control
+NO_AREA_QUERIES = ("query_without_readout not measured: the recording has no area_queries "
+                   "(record with --signals ...,area_queries)")
 
 
 def _part(ds: xr.Dataset, analysis: str, condition: str | None) -> xr.Dataset:
@@ -114,6 +129,40 @@ def query_embedding(ds: xr.Dataset, time_bin: int = 0, condition: str | None = "
                          "method": method, "explained_1": explained[0], "explained_2": explained[1]})
 
 
+def readout_area(ds: xr.Dataset) -> str | None:
+    """The model's read-out (class layer): the last area of the `time_mapping` attribute,
+    which lists every area in order; without it, the last area of `area_queries`."""
+    mapping = json.loads(ds.attrs.get("time_mapping", "") or "{}")
+    if mapping:
+        return list(mapping)[-1]
+    return str(ds[AREA_QUERIES]["area"].values[-1]) if AREA_QUERIES in ds.data_vars else None
+
+
+def query_without_readout(part: xr.Dataset, time_bin: int, readout: str | None
+                          ) -> tuple[np.ndarray, str] | None:
+    """(image, key_dim): the mean of the area queries of every area but the read-out, and a
+    note; None without `area_queries`. The number of areas averaged only scales the features,
+    which the standardised decoder ignores (in cascade mode, areas not yet reached are 0)."""
+    if AREA_QUERIES not in part.data_vars:
+        return None
+    queries = part[AREA_QUERIES].sel(time_bin=time_bin).transpose("presentation", "area", "key_dim")
+    areas = [str(a) for a in queries["area"].values]
+    keep = [i for i, a in enumerate(areas) if a != readout]
+    if not keep:
+        raise AnalysisError(f"query_space: area_queries holds only the read-out ({readout})")
+    note = "" if len(keep) < len(areas) else \
+        f"the attention region does not read the read-out {readout}: the mean of every area's query"
+    values = np.asarray(queries.values, dtype=np.float64)  # (image, area, key_dim)
+    return values[:, keep].mean(axis=1), note  # (image, key_dim)
+
+
+def permuted(targets: np.ndarray, ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The targets permuted over stimuli: every presentation of a stimulus keeps one (new)
+    target, and each target keeps its count. (n,) -> (n,)."""
+    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    return rng.permutation(targets[first])[inverse.ravel()]  # (n,)
+
+
 def decode(features: np.ndarray, targets: np.ndarray, ids: np.ndarray, seed: int = 0,
            folds: int = 5) -> np.ndarray:
     """Cross-validated predictions of a standardised logistic regression: (n,) predicted
@@ -134,26 +183,47 @@ def decode(features: np.ndarray, targets: np.ndarray, ids: np.ndarray, seed: int
 
 
 def query_space(ds: xr.Dataset, time_bin: int = 0, condition: str | None = "bottom-up",
-                groups: Mapping[str, Sequence[str]] | None = None, seed: int = 0) -> pd.DataFrame:
+                groups: Mapping[str, Sequence[str]] | None = None, seed: int = 0,
+                permutations: int = SHUFFLES) -> pd.DataFrame:
     """Linear separability of the query: rows "class" (every class) and "group" (animals vs
-    vehicles, or the given `groups`: name -> class names; classes in no group are left out).
-    Columns: images, accuracy, Wilson 95% CI, chance (most frequent target's share)."""
-    query, names, ids, _ = _query_at(ds, "query_space", time_bin, condition)
+    vehicles, or the given `groups`: name -> class names; classes in no group are left out),
+    for signal "query" and, where the recording has `area_queries`, "query_without_readout".
+    Columns: images, accuracy, Wilson 95% CI, chance (most frequent target's share),
+    shuffled_accuracy and shuffled_ci_low/high (mean and central 95% of the accuracy over
+    `permutations` seeded label permutations), note (see the module docstring)."""
+    if permutations < 2:
+        raise AnalysisError(f"query_space: the shuffled-label control needs at least 2 permutations, "
+                            f"got {permutations}")
+    query, names, ids, part = _query_at(ds, "query_space", time_bin, condition)
     groups = default_groups(sorted(set(names))) if groups is None else groups
     tasks = [("class", "+".join(sorted(set(names))), np.ones(len(names), bool), names)]
     if groups:
         member = {c: g for g, cs in groups.items() for c in cs}
         grouped = np.array([member.get(c, "") for c in names], dtype=object)
         tasks.append(("group", " vs ".join(groups), grouped != "", grouped))
+    without = query_without_readout(part, time_bin, readout_area(ds))
+    signals = {"query": (query, "" if without is not None else NO_AREA_QUERIES)}
+    if without is not None:
+        signals["query_without_readout"] = without
+    tail = (1 - CONFIDENCE) / 2 * 100
     rows = []
-    for task, what, keep, targets in tasks:
-        predicted = decode(query[keep], targets[keep], ids[keep], seed)
-        hits = predicted == targets[keep]
-        low, high = proportion_ci(int(hits.sum()), len(hits))
-        _, counts = np.unique(targets[keep], return_counts=True)
-        rows.append({"condition": condition or "", "time_bin": time_bin, "task": task, "targets": what,
-                     "images": int(keep.sum()), "accuracy": hits.mean(), "ci_low": low, "ci_high": high,
-                     "chance": counts.max() / counts.sum()})
+    for signal, (features, note) in signals.items():
+        for task, what, keep, targets in tasks:
+            x, y, stimuli = features[keep], targets[keep], ids[keep]  # (image, key_dim), (image,), (image,)
+            hits = decode(x, y, stimuli, seed) == y
+            low, high = proportion_ci(int(hits.sum()), len(hits))
+            _, counts = np.unique(y, return_counts=True)
+            rng = np.random.default_rng(seed)  # the same permutations for every signal
+            shuffled = []
+            for _ in range(permutations):
+                fake = permuted(y, stimuli, rng)  # (image,)
+                shuffled.append(np.mean(decode(x, fake, stimuli, seed) == fake))
+            rows.append({"condition": condition or "", "time_bin": time_bin, "signal": signal, "task": task,
+                         "targets": what, "images": int(keep.sum()), "accuracy": hits.mean(),
+                         "ci_low": low, "ci_high": high, "chance": counts.max() / counts.sum(),
+                         "shuffled_accuracy": np.mean(shuffled),
+                         "shuffled_ci_low": np.percentile(shuffled, tail),
+                         "shuffled_ci_high": np.percentile(shuffled, 100 - tail), "note": note})
     return pd.DataFrame(rows)
 
 

@@ -6,10 +6,21 @@ above; Mehta et al. 2000 likewise found it later and weaker in V1. In GAttANet e
 receives its gain from one attention region at once, so the order in a cascade-mode network
 is an open question this analysis answers. Works on sweep-mode recordings too (there, every
 area is modulated from time bin 1, when the first gains act).
+
+The architecture sets a floor under every onset (`min_onsets`). At step 0 no gain acts (the
+query of step t sets the gains of step t+1). In cascade mode area i first fires at step i,
+and with keys "previous" (the default) its gain at step t needs its own keys of step t-1, so
+the earliest step attention can change it is i + 1 (with keys "current", max(i, 1)); a
+feedback delay (`feedback_delays`) adds its steps; an area inherits the change of its input
+area one step later, which may come first. In sweep mode every area can change from step 1
+(plus its delay; inherited changes arrive in the same step). When every measured onset sits
+on its floor (`forced`), the onset order is the order in which activity (and any delayed
+feedback) reaches the areas: the architecture, not anything the network learned.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Mapping
 
 import numpy as np
@@ -63,6 +74,11 @@ def time_course(ds: xr.Dataset, attended: Mapping[str, object] = ATTENDED,
     pairs 1000 times (seeded): in each resample a bin is significant where the normal-
     approximation CI (mean +- z SE) excludes 0; an onset CI bound of inf means "not modulated
     within the recording" in that share of resamples. ``attrs["order"]`` is the onset order.
+    `min_onset` is the area's architectural minimum onset step (see the module docstring;
+    NaN where the recording's attributes do not say, or where the area can never be
+    modulated); `min_onsets` lists every area's ("V1:1;V2:2;...", the same on every row) and
+    `forced` is True when every area's onset is the first recorded time bin at or after its
+    minimum (NaN without the attributes `model_config` and `mode`).
     """
     att, unatt, pairs = matched_activity(ds, attended, unattended, "time_course")
     kept, left_out = rate_regions(ds, att, unatt)
@@ -90,7 +106,62 @@ def time_course(ds: xr.Dataset, attended: Mapping[str, object] = ATTENDED,
     table = pd.DataFrame(rows)
     table.attrs["left_out"] = left_out
     significant = table["significant"].to_numpy().reshape(len(kept), len(times))  # (area, time_bin)
-    return table, _onset_table(diff, significant, list(kept), hierarchy(ds), table, alpha, seed)
+    onsets = _onset_table(diff, significant, list(kept), hierarchy(ds), table, alpha, seed)
+    return table, _with_minimum(onsets, min_onsets(ds), np.sort(times))
+
+
+def min_onsets(ds: xr.Dataset) -> dict[str, float] | None:
+    """Area -> the earliest step at which attention can change its activity (NaN: never), from
+    the recording's attributes `mode` and `model_config` (keys, attention_areas,
+    readout_gain, feedback_delays: a delayed gain acts delay_i steps later); areas in the order of the `time_mapping` attribute (every area of the
+    model), else of the neuroid coordinate. None when the attributes are missing."""
+    config = ds.attrs.get("model_config")
+    mode = ds.attrs.get("mode")
+    if not config:
+        return None
+    config = json.loads(config)
+    mode = mode or config.get("mode")
+    if mode not in ("sweep", "cascade"):
+        return None
+    areas = list(json.loads(ds.attrs.get("time_mapping", "") or "{}")) or hierarchy(ds)
+    chosen = config.get("attention_areas") or areas
+    gained = [a for a in areas if a in chosen]
+    if gained and gained[-1] == areas[-1] and not config.get("readout_gain", True):
+        gained = gained[:-1]  # the read-out reads but is not gained
+    if not config.get("attention", True):
+        gained = []
+    keys = config.get("keys", "previous")
+    delays = config.get("feedback_delays") or {}
+    if not isinstance(delays, dict):  # one per area, in order
+        delays = dict(zip(areas, delays))
+    floor: dict[str, float] = {}
+    for i, area in enumerate(areas):
+        inherited = np.inf if i == 0 else floor[areas[i - 1]] + (mode == "cascade")
+        own = np.inf
+        if area in gained:
+            fires = i if mode == "cascade" else 0
+            own = float(max(fires + (keys == "previous"), 1) + delays.get(area, 0))
+        floor[area] = min(own, inherited)
+    return {a: (v if np.isfinite(v) else np.nan) for a, v in floor.items()}
+
+
+def _with_minimum(onsets: pd.DataFrame, floor: dict[str, float] | None,
+                  times: np.ndarray) -> pd.DataFrame:
+    """The onset table with min_onset, min_onsets and forced (see `time_course`)."""
+    areas = onsets["region"].tolist()
+    if floor is None or any(a not in floor for a in areas):
+        onsets["min_onset"], onsets["min_onsets"], onsets["forced"] = np.nan, "", np.nan
+        return onsets
+    minimum = np.array([floor[a] for a in areas])  # (area,) NaN: never modulated
+    onsets["min_onset"] = minimum
+    onsets["min_onsets"] = ";".join(f"{a}:{m:g}" if np.isfinite(m) else f"{a}:never"
+                                    for a, m in zip(areas, minimum))
+    at_floor = []
+    for onset, m in zip(onsets["onset_bin"], minimum):
+        reachable = times[times >= m] if np.isfinite(m) else times[:0]  # bins at or after the floor
+        at_floor.append(onset == reachable[0] if len(reachable) else np.isnan(onset))
+    onsets["forced"] = bool(all(at_floor))
+    return onsets
 
 
 def _ci(samples: tuple[np.ndarray, ...], statistic, seed: int, confidence: float) -> tuple[float, float]:

@@ -7,12 +7,15 @@ V4's population sensitivity comes from reduced correlations; Mitchell et al. 200
 
 The network gives rates, not spikes: repeated noisy trials (`experiment --trials N
 --unit-noise SD`) are turned into a spike-count proxy, counts = max(rate, 0) * count_scale.
-A Fano factor (var / mean) of a scaled rate scales with count_scale, so only its comparison
-between attended and unattended trials (one scale for both) means anything; correlations
-do not depend on the scale. For the same reason a gain g that scales a unit's rate and its
-noise alike multiplies its Fano factor by g: compare the Fano change with the change of the
-mean count (`mean_count_attended` / `mean_count_unattended`) before reading it as a change of
-variability itself.
+The Fano factor (var / mean) of a scaled rate scales with count_scale, so the scale decides
+what a Fano change means. With one scale for both selections, a gain g that scales a unit's
+rate and its noise alike multiplies its Fano factor by g: any enhancement reads as "more
+variable", any suppression as "less". So by default the comparison is mean-matched (in the
+spirit of Churchland et al. 2010's mean-matched Fano factor, here at the level of an area):
+each selection gets its own scale, which brings its mean count over the area to MEAN_COUNT,
+and the Fano factor measures variability relative to the mean (MEAN_COUNT x CV^2 for a unit
+at the area's mean); a pure gain leaves it unchanged. Noise correlations do not depend on
+the scale.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from gattanet_sim.analysis.modulation_index import ATTENDED, UNATTENDED, matched
 
 BIOLOGY = ("Biology: attention lowers Fano factors (Mitchell, Sundberg & Reynolds 2007, Neuron 55:131) and "
            "noise correlations (Cohen & Maunsell 2009, Nat Neurosci 12:1594; Mitchell et al. 2009).")
-MEAN_COUNT = 10.0  # default mean count under `unattended`: a 200-ms window at 50 spikes/s
+MEAN_COUNT = 10.0  # default mean count of an area: a 200-ms window at 50 spikes/s
 
 
 def _by_stimulus(values: np.ndarray, pairs: pd.MultiIndex, stimuli: list[str]) -> np.ndarray:
@@ -61,29 +64,46 @@ def _noise_correlations(counts: np.ndarray) -> np.ndarray:
                         / valid[:, i, j].sum(0), np.nan)  # (pair,)
 
 
+def _scale(rates: np.ndarray) -> float:
+    """The count scale that makes the mean count over `rates` (any shape) MEAN_COUNT; NaN
+    for a silent area."""
+    return MEAN_COUNT / rates.mean() if rates.mean() > 0 else np.nan
+
+
 def variability(ds: xr.Dataset, attended: Mapping[str, object] = ATTENDED,
                 unattended: Mapping[str, object] = UNATTENDED, count_scale: float | None = None,
-                max_pairs_units: int = 64, time_bin: int | None = None, seed: int = 0) -> pd.DataFrame:
+                max_pairs_units: int = 64, time_bin: int | None = None, seed: int = 0,
+                mean_matched: bool = True) -> pd.DataFrame:
     """Fano factors and noise correlations per area, attended vs unattended trials.
 
     Needs >= 2 repetitions (trials) of every stimulus under both selections, matched by
     (stimulus_id, repetition); reads one time bin (default the last). Counts = max(rate, 0) *
-    scale, where scale is `count_scale`, or by default per area the one that makes the mean
-    count over the area's units, stimuli and trials under `unattended` equal 10 (a 200-ms
-    window at 50 spikes/s); the same scale for both selections. Areas whose activity goes
-    below 0 (the class layer) are left out (``attrs["left_out"]``).
+    scale. `mean_matched` (default): per area and selection, the scale that makes its mean
+    count over the area's units, stimuli and trials MEAN_COUNT (10, a 200-ms window at
+    50 spikes/s), so a pure gain leaves the Fano factor unchanged and a Fano change is a change
+    of variability relative to the mean. `mean_matched=False`: one scale per area for both
+    selections, `count_scale` or by default the one that makes the unattended mean count 10;
+    it multiplies the Fano factor of a gain g on rate and noise by g, so it penalises any
+    enhancement (kept to compare with earlier tables). Columns `count_scale_attended` and
+    `count_scale_unattended` give the two scales; `count_scale` is the unattended one.
+    Areas whose activity goes below 0 (the class layer) are left out (``attrs["left_out"]``).
 
     Fano factor: per unit and stimulus var (ddof 1) / mean over trials where the mean count is
     > 0; per unit, the mean over the stimuli where it is defined under both selections; per
     area `fano_unattended`, `fano_attended` (means over those units, bootstrap 95% CIs over
     units) and `fano_change` = attended - unattended (paired bootstrap CI over units).
-    Noise correlation: per stimulus each unit's counts are z-scored over trials and Pearson r
-    taken for every pair of up to `max_pairs_units` units of the area (a seeded subsample of
-    the units whose counts vary under both selections), then averaged over stimuli; per area
-    `r_unattended`, `r_attended` and `r_change` with bootstrap 95% CIs over pairs. These CIs
-    treat units (pairs) as independent samples; correlated noise and pairs sharing units make
-    them too narrow, so read a small change with a CI that barely excludes 0 with care.
+    Noise correlation (independent of the scale): per stimulus each unit's counts are z-scored
+    over trials and Pearson r taken for every pair of up to `max_pairs_units` units of the area
+    (a seeded subsample of the units whose counts vary under both selections), then averaged
+    over stimuli; per area `r_unattended`, `r_attended` and `r_change` with bootstrap 95% CIs
+    over pairs; `r_unattended_excludes_0` is True where the unattended r's CI lies above 0
+    (else there was no correlation for attention to reduce). These CIs treat units (pairs) as
+    independent samples; correlated noise and pairs sharing units make them too narrow, so read
+    a small change with a CI that barely excludes 0 with care.
     """
+    if mean_matched and count_scale is not None:
+        raise AnalysisError("variability: count_scale fixes one scale for both selections; "
+                            "pass mean_matched=False with it")
     att, unatt, pairs = matched_activity(ds, attended, unattended, "variability")
     stimuli = list(dict.fromkeys(pairs.get_level_values("stimulus_id")))
     trials = pd.Series(pairs.get_level_values("stimulus_id")).value_counts()
@@ -103,15 +123,17 @@ def variability(ds: xr.Dataset, attended: Mapping[str, object] = ATTENDED,
     for region, cols in kept.items():
         rate_a = _by_stimulus(np.maximum(att[:, cols, k], 0), pairs, stimuli)  # (stimulus, trial, unit)
         rate_u = _by_stimulus(np.maximum(unatt[:, cols, k], 0), pairs, stimuli)
-        scale = count_scale if count_scale is not None else (
-            MEAN_COUNT / rate_u.mean() if rate_u.mean() > 0 else np.nan)
+        scale_u = count_scale if count_scale is not None else _scale(rate_u)
+        scale_a = _scale(rate_a) if mean_matched else scale_u
         row = {"region": region, "time_bin": t, "stimuli": len(stimuli), "trials": rate_a.shape[1],
-               "count_scale": scale, "mean_count_unattended": rate_u.mean() * scale,
-               "mean_count_attended": rate_a.mean() * scale}
-        if not np.isfinite(scale):  # a silent area
+               "count_scale": scale_u, "mean_count_unattended": rate_u.mean() * scale_u,
+               "mean_count_attended": rate_a.mean() * scale_a, "r_unattended_excludes_0": False,
+               "count_scale_attended": scale_a, "count_scale_unattended": scale_u}
+        if not (np.isfinite(scale_a) and np.isfinite(scale_u)):  # a silent area
             rows.append(row)
             continue
-        fano_a, fano_u = _fano(rate_a * scale), _fano(rate_u * scale)  # (stimulus, unit)
+        count_a, count_u = rate_a * scale_a, rate_u * scale_u  # (stimulus, trial, unit)
+        fano_a, fano_u = _fano(count_a), _fano(count_u)  # (stimulus, unit)
         both = ~np.isnan(fano_a) & ~np.isnan(fano_u)  # (stimulus, unit)
         units = both.any(0)
         with np.errstate(invalid="ignore"):
@@ -122,19 +144,22 @@ def variability(ds: xr.Dataset, attended: Mapping[str, object] = ATTENDED,
         chosen = np.flatnonzero(varies)
         if len(chosen) > max_pairs_units:
             chosen = np.sort(rng.choice(chosen, max_pairs_units, replace=False))
-        ra = _noise_correlations(rate_a[:, :, chosen] * scale)  # (pair,)
-        ru = _noise_correlations(rate_u[:, :, chosen] * scale)
+        ra = _noise_correlations(count_a[:, :, chosen])  # (pair,)
+        ru = _noise_correlations(count_u[:, :, chosen])
         ok = ~np.isnan(ra) & ~np.isnan(ru)
         row.update(_compare("r", ra[ok], ru[ok], seed), pairs=int(ok.sum()))
+        row["r_unattended_excludes_0"] = bool(row["r_unattended_ci_low"] > 0)
         rows.append(row)
     columns = ["region", "time_bin", "stimuli", "trials", "count_scale", "mean_count_unattended",
                "mean_count_attended", "units", "fano_unattended", "fano_unattended_ci_low",
                "fano_unattended_ci_high", "fano_attended", "fano_attended_ci_low", "fano_attended_ci_high",
                "fano_change", "fano_change_ci_low", "fano_change_ci_high", "pairs", "r_unattended",
                "r_unattended_ci_low", "r_unattended_ci_high", "r_attended", "r_attended_ci_low",
-               "r_attended_ci_high", "r_change", "r_change_ci_low", "r_change_ci_high"]
+               "r_attended_ci_high", "r_change", "r_change_ci_low", "r_change_ci_high",
+               "r_unattended_excludes_0", "count_scale_attended", "count_scale_unattended"]
     table = pd.DataFrame(rows, columns=columns)
     table.attrs["left_out"] = left_out
+    table.attrs["mean_matched"] = mean_matched
     return table
 
 
