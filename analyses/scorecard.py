@@ -97,8 +97,13 @@ def run_script(name: str, argv: list[str]) -> None:
 
 
 def _attrs(path: Path) -> dict:
-    with xr.open_dataset(path) as ds:
-        return dict(ds.attrs)
+    """A recording's attributes; {} when netCDF cannot open it a second time in this process
+    (an HDF error while a notebook still holds it open: the file's hash is provenance enough)."""
+    try:
+        with xr.open_dataset(path) as ds:
+            return dict(ds.attrs)
+    except (OSError, RuntimeError):
+        return {}
 
 
 def record(run: Path, recordings: Path) -> None:
@@ -132,6 +137,7 @@ def run_analyses(recordings: Path, tables: Path, data_root: Path | None, keep_go
     missing = sorted({rec for _, rec, _ in ANALYSES.values() if not (recordings / rec).exists()})
     if missing:
         raise UsageError(f"{recordings} lacks the recording(s) {', '.join(missing)} (see `make scorecard`)")
+    made_from = provenance(recordings)
     failed = {}
     for name, (script, rec, extra) in ANALYSES.items():
         argv = [str(recordings / rec), "--out", str(tables / name), *extra]
@@ -150,19 +156,25 @@ def run_analyses(recordings: Path, tables: Path, data_root: Path | None, keep_go
             failed[name] = errors.getvalue().strip().splitlines()[-1] if errors.getvalue().strip() else "failed"
             print(f"   {name} could not run: {failed[name]}", flush=True)
     with atomic_path(tables / "provenance.json") as tmp:
-        tmp.write_text(json.dumps({**provenance(recordings), "failed": failed}, indent=1))
+        tmp.write_text(json.dumps({**made_from, "failed": failed}, indent=1))
     return failed
 
 
-def provenance(recordings: Path) -> dict:
-    """Each recording's file hash and the checkpoint it was made from: what the tables came from."""
+def provenance(recordings: Path, with_attrs: bool = True) -> dict:
+    """Each recording's file hash and (`with_attrs`) the checkpoint and model config it was made
+    from: what the tables came from. Read before the analyses run, and kept in provenance.json,
+    so that no recording is opened again in a process that has imported h5py (rsatoolbox does):
+    two HDF5 libraries in one process can crash netCDF."""
     out = {}
     for rec in sorted({rec for _, rec, _ in ANALYSES.values()}):
         path = recordings / rec
         if path.exists():
-            attrs = _attrs(path)
-            out[rec] = {"sha256": sha256(path), "checkpoint": attrs.get("checkpoint", ""),
-                        "checkpoint_sha256": attrs.get("checkpoint_sha256", "")}
+            out[rec] = {"sha256": sha256(path)}
+            if with_attrs:
+                attrs = _attrs(path)
+                out[rec].update(checkpoint=attrs.get("checkpoint", ""),
+                                checkpoint_sha256=attrs.get("checkpoint_sha256", ""),
+                                model_config=json.loads(attrs.get("model_config", "{}")))
     return out
 
 
@@ -173,18 +185,13 @@ def check_fresh(recordings: Path, tables: Path) -> None:
         raise UsageError(f"{tables} has no provenance.json: run the analyses (without --skip-analyses)")
     made_from = json.loads(path.read_text())
     made_from.pop("failed", None)
-    now = provenance(recordings)
+    now = provenance(recordings, with_attrs=False)
     stale = sorted(rec for rec in made_from if now.get(rec, {}).get("sha256") != made_from[rec]["sha256"])
     if stale:
         raise UsageError(f"the tables in {tables} were made from other recordings than {', '.join(stale)} "
                          "in " + str(recordings) + ": re-run the analyses")
 
 
-def model_config(recordings: Path) -> dict:
-    for rec in RECORDINGS:
-        if (recordings / rec).exists():
-            return json.loads(_attrs(recordings / rec).get("model_config", "{}"))
-    return {}
 
 
 def _cell(c: card.Cell) -> str:
@@ -306,14 +313,16 @@ def main(argv: list[str] | None = None) -> int:
             record(models[name], recordings)
         if args.skip_analyses:
             check_fresh(recordings, tables)
-            failed = json.loads((tables / "provenance.json").read_text()).get("failed", {})
         else:
-            failed = run_analyses(recordings, tables, args.data_root, keep_going=bool(models))
+            run_analyses(recordings, tables, args.data_root, keep_going=bool(models))
+        made_from = json.loads((tables / "provenance.json").read_text())
+        failed = made_from.pop("failed", {})
+        source = next(iter(made_from.values()), {})
         try:
-            columns[name] = card.score(tables, model_config(recordings), failed)
+            columns[name] = card.score(tables, source.get("model_config", {}), failed)
         except card.TableError as err:
             raise UsageError(str(err)) from None
-        sources[name] = next(iter(provenance(recordings).values()), {})
+        sources[name] = source
     command = "python analyses/scorecard.py " + shlex.join(argv)
     text = markdown(columns, args.header, sources, command)
     with atomic_path(args.out) as tmp:
