@@ -195,3 +195,43 @@ def test_an_unreadable_table_is_a_one_line_error_naming_it(tmp_path, capsys, con
     err = capsys.readouterr().err.strip()
     assert str(table) in err and "cannot be read" in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "s.md").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from gattanet_sim import train
+
+    out = tmp_path_factory.mktemp("scorecard-run") / "run"
+    assert train.main(["--dataset", "stimuli", "--widths", "4,8,8", "--hidden", "16", "--key-dim", "4",
+                       "--batch-size", "32", "--train-limit", "96", "--quiet", "--epochs", "1",
+                       "--out-dir", str(out)]) == 0
+    return out
+
+
+def test_record_makes_each_recording_once_and_analyses_keep_going_per_model(tiny_run, tmp_path, monkeypatch):
+    """A model's analysis that cannot run is 'not measured' in its column, not the end of the card;
+    a recording of the same checkpoint and command is not made twice."""
+    monkeypatch.setattr(scorecard, "RECORDINGS", {"crf.nc": [*scorecard.GRATINGS, "--contrasts", "1",
+                                                             "--conditions", "valid,neutral,invalid",
+                                                             "--units", "8"]})
+    monkeypatch.setattr(scorecard, "ANALYSES", {
+        "modulation_index": ("modulation_index.py", "crf.nc", ["--attended", "cue=valid", "--unattended", "cue=invalid"]),
+        "attention_maps": ("attention_maps.py", "crf.nc", [])})  # gratings hold no agreement: it fails
+    scorecard.record(tiny_run, tmp_path / "rec")
+    made = (tmp_path / "rec" / "crf.nc").stat().st_mtime_ns
+    scorecard.record(tiny_run, tmp_path / "rec")
+    assert (tmp_path / "rec" / "crf.nc").stat().st_mtime_ns == made  # reused
+    (tmp_path / "tables" / "attention_maps").mkdir(parents=True)
+    (tmp_path / "tables" / "attention_maps" / "attention_maps.csv").write_text("stale\n")
+    failed = scorecard.run_analyses(tmp_path / "rec", tmp_path / "tables", None, keep_going=True)
+    assert set(failed) == {"attention_maps"} and "error" in failed["attention_maps"]
+    assert not (tmp_path / "tables" / "attention_maps").exists()  # no stale table outlives a failure
+    assert (tmp_path / "tables" / "modulation_index" / "modulation_index_hierarchy.csv").exists()
+    made_from = json.loads((tmp_path / "tables" / "provenance.json").read_text())
+    assert made_from["failed"] == failed and made_from["crf.nc"]["model_config"]["attention"] is True
+    others = {a: "not in this test" for a in card.ANALYSIS_OF.values() if a not in ("modulation_index",)}
+    cells = {c.finding.key: c for c in card.score(tmp_path / "tables", {}, {**others, **failed})}
+    assert cells["enhancement"].verdict != "not measured"
+    assert cells["readout_gain"].verdict == "not measured" and "could not run" in cells["readout_gain"].measure.note
+    with pytest.raises(scorecard.UsageError):  # one model alone: a failing analysis stops the card
+        scorecard.run_analyses(tmp_path / "rec", tmp_path / "tables", None)
