@@ -170,6 +170,14 @@ def test_onsets_on_the_cascade_minimum_are_forced_and_a_later_one_is_not():
     assert (current.min_onsets == "V1:1;V2:1;V4:2;IT:3").all() and current.forced.all()
 
 
+def test_the_experiment_s_feedback_delays_move_the_floors():
+    """`experiment --feedback-delays` records its delays in the attrs, not in the model config."""
+    ds = _onset_recording({"V1": 1, "V2": 2, "V4": 3, "IT": 4})
+    ds.attrs["feedback_delays"] = json.dumps({"V1": 4, "V2": 2, "V4": 0, "IT": 0, "readout": 0})
+    floors = min_onsets(ds)
+    assert (floors["V1"], floors["V2"], floors["V4"]) == (5, 4, 3)
+
+
 def test_sweep_minimum_is_step_one_for_every_area_and_missing_attributes_say_nothing():
     sweep = _onsets(_onset_recording({a: 1 for a in AREAS}, mode="sweep"))
     assert (sweep.min_onsets == "V1:1;V2:1;V4:1;IT:1").all() and sweep.forced.all()

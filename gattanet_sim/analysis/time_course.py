@@ -113,8 +113,10 @@ def time_course(ds: xr.Dataset, attended: Mapping[str, object] = ATTENDED,
 def min_onsets(ds: xr.Dataset) -> dict[str, float] | None:
     """Area -> the earliest step at which attention can change its activity (NaN: never), from
     the recording's attributes `mode` and `model_config` (keys, attention_areas,
-    readout_gain, feedback_delays: a delayed gain acts delay_i steps later); areas in the order of the `time_mapping` attribute (every area of the
-    model), else of the neuroid coordinate. None when the attributes are missing."""
+    readout_gain, feedback_delays: a delayed gain acts delay_i steps later; the recording's own
+    `feedback_delays` attribute, set by `experiment --feedback-delays`, comes first); areas in
+    the order of the `time_mapping` attribute (every area of the model), else of the neuroid
+    coordinate. None when the attributes are missing."""
     config = ds.attrs.get("model_config")
     mode = ds.attrs.get("mode")
     if not config:
@@ -131,7 +133,9 @@ def min_onsets(ds: xr.Dataset) -> dict[str, float] | None:
     if not config.get("attention", True):
         gained = []
     keys = config.get("keys", "previous")
-    delays = config.get("feedback_delays") or {}
+    recorded = ds.attrs.get("feedback_delays")  # the experiment's, which may override the model's
+    delays = (json.loads(recorded) if isinstance(recorded, str) and recorded else None) \
+        or config.get("feedback_delays") or {}
     if not isinstance(delays, dict):  # one per area, in order
         delays = dict(zip(areas, delays))
     floor: dict[str, float] = {}
