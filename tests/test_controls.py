@@ -162,6 +162,11 @@ def test_onsets_on_the_cascade_minimum_are_forced_and_a_later_one_is_not():
     assert onsets.min_onset.tolist() == [1, 2, 3, 4]
     assert (onsets.min_onsets == "V1:1;V2:2;V4:3;IT:4").all()
     assert onsets.forced.all()
+    unmodulated = _onset_recording(minimum)  # V1 never modulated: the others' order is still forced
+    values = unmodulated["activity"].values  # (presentation, neuroid, time_bin): valid rows, then invalid
+    values[:30, :6] = values[30:, :6]  # V1's units (the first 6): valid = invalid
+    assert _onsets(unmodulated).onset_bin.isna().tolist() == [True, False, False, False]
+    assert _onsets(unmodulated).forced.all()
     later = _onsets(_onset_recording({**minimum, "IT": 6}))  # IT modulated two steps after it could be
     assert later.onset_bin.tolist() == [1, 2, 3, 6]
     assert not later.forced.any()

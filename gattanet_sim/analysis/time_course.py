@@ -162,9 +162,13 @@ def _with_minimum(onsets: pd.DataFrame, floor: dict[str, float] | None,
                                     for a, m in zip(areas, minimum))
     at_floor = []
     for onset, m in zip(onsets["onset_bin"], minimum):
+        if np.isnan(onset):  # never modulated: it takes no part in the order
+            continue
         reachable = times[times >= m] if np.isfinite(m) else times[:0]  # bins at or after the floor
-        at_floor.append(onset == reachable[0] if len(reachable) else np.isnan(onset))
-    onsets["forced"] = bool(all(at_floor))
+        at_floor.append(len(reachable) > 0 and onset == reachable[0])
+    # Forced: the areas that are modulated (two or more, or there is no order) all start on their
+    # floors, so their order is the architecture's; an area never modulated does not unforce it.
+    onsets["forced"] = bool(len(at_floor) >= 2 and all(at_floor))
     return onsets
 
 
