@@ -38,20 +38,23 @@ experiments: $(STAMP)
 	    --conditions bottom-up,off,valid,neutral,invalid --signals logits,query --out $(REC)/composite.nc
 	$(PY) analyses/cueing.py $(REC)/composite.nc --out $(EXP)
 
-# The biology scorecard from scratch, every model side by side: trains what is missing (the
-# recipe at T = 2, the T > 2 recipe at T = 4, a cascade model, alpha >= 0, the cue-trained model
-# fine-tuned from the recipe; `make -j2 scorecard` trains two at a time), builds the reference
-# (the recipe's backbone with a gain set from tuning, gattanet_sim/reference.py), records each
-# model's experiments (skipping recordings already made from the same checkpoint and command),
-# runs every analysis and scores every model with one rule (analyses/scorecard.py).
+# The biology scorecard, every model side by side, from the checkpoints shipped in
+# data/checkpoints/toy_cifar10 (the recipe at T = 2, the T > 2 recipe at T = 4, a cascade model,
+# alpha >= 0, the cue-trained model fine-tuned from the recipe, and the reference: the recipe's
+# backbone with a gain set from tuning, gattanet_sim/reference.py). A run that is missing, or
+# named elsewhere (SWEEP_RUN=runs/... etc.), is trained first (`make -j2 scorecard` trains two at
+# a time). Records each model's experiments (skipping recordings already made from the same
+# checkpoint and command), runs every analysis and scores every model with one rule
+# (analyses/scorecard.py), and says how long it took.
 DATA_ROOT ?= ../shared/datasets
-SWEEP_RUN ?= runs/toy_cifar10/positive-gain-s0
-T4_RUN ?= runs/toy_cifar10/recipe-T4-s0
-CASCADE_RUN ?= runs/toy_cifar10/cascade-T6-s0
+SHIPPED = data/checkpoints/toy_cifar10
+SWEEP_RUN ?= $(SHIPPED)/recipe-T2-s0
+T4_RUN ?= $(SHIPPED)/recipe-T4-s0
+CASCADE_RUN ?= $(SHIPPED)/cascade-T6-s0
 CASCADE_EPOCHS ?= 5
-ALPHA_RUN ?= runs/toy_cifar10/positive-alpha-sign-s0
-CUE_RUN ?= runs/toy_cifar10/cued/cue-s0
-REFERENCE_RUN ?= runs/toy_cifar10/reference-s0
+ALPHA_RUN ?= $(SHIPPED)/alpha-positive-s0
+CUE_RUN ?= $(SHIPPED)/cue-trained-s0
+REFERENCE_RUN ?= $(SHIPPED)/reference-s0
 SC ?= data/recordings/scorecard
 TABLES ?= results/scorecard
 SCORECARD ?= results/biology_scorecard.md
@@ -71,12 +74,12 @@ $(CASCADE_RUN)/summary.json: | $(STAMP)
 $(ALPHA_RUN)/summary.json: | $(STAMP)
 	$(PY) -m gattanet_sim.train $(TOY) --epochs 10 --timesteps 2 --alpha-sign positive --out-dir $(@D) $(RESUME)
 
-$(CUE_RUN)/summary.json: $(SWEEP_RUN)/summary.json
+$(CUE_RUN)/summary.json: | $(SWEEP_RUN)/summary.json
 	$(PY) -m gattanet_sim.train $(TOY) --epochs 3 --timesteps 2 --task cued-detection --lr 0.02 \
 	    --alpha-lr 0.5 --gain-map both --cue-validity 0.8 --cue-neutral 0.2 --init $(SWEEP_RUN) \
 	    --out-dir $(@D) $(RESUME)
 
-$(REFERENCE_RUN)/best.pt: $(SWEEP_RUN)/summary.json
+$(REFERENCE_RUN)/best.pt: | $(SWEEP_RUN)/summary.json
 	$(PY) -m gattanet_sim.reference $(SWEEP_RUN) --out $(@D)
 
 scorecard: $(STAMP) $(SWEEP_RUN)/summary.json $(T4_RUN)/summary.json $(CASCADE_RUN)/summary.json \

@@ -12,8 +12,8 @@ experiments of `RECORDINGS`, each skipped when a complete recording of the same 
 command is there), analysed into TABLES/NAME/<analysis>/ and scored into one table, findings x
 models, in --out (markdown), TABLES/scorecard.csv (long form) and the figure beside --out
 (.png/.svg). Without `--model` the recordings in --recordings (the file names of `RECORDINGS`)
-are one model's, analysed into --tables. `--skip-analyses` rebuilds the card from the tables,
-and refuses tables that were made from other recordings than the ones there now.
+are one model's, analysed into --tables. `--skip-analyses` rebuilds the card from the tables
+(records nothing), and refuses tables that were made from other recordings than the ones there now.
 
 The findings, their sources and the one verdict rule are in `gattanet_sim.analysis.scorecard`
 (and written under the table): "attended" is the valid cue (the template of what is shown),
@@ -230,14 +230,19 @@ def markdown(columns: dict[str, list[card.Cell]], header: str, sources: dict[str
     for n in names:
         k = card.counts(columns[n])
         lines.append(f"| {n} | " + " | ".join(str(k[v]) for v in card.VERDICTS) + " |")
-    lines += ["", RULE, "", "Reasons behind cells that are not verdicts, and notes:", ""]
+    lines += ["", RULE, "", "Why a cell is not a verdict, or too small to agree (the rest, n and chance levels, are in "
+              "scorecard.csv):", ""]
     for n in names:
         for c in columns[n]:
-            if c.reason or c.measure.note:
-                lines.append(f"- {n}, {c.finding.title}: {'; '.join(x for x in (c.reason, c.measure.note) if x)}")
-    lines += ["", "Provenance (checkpoint SHA-256 as recorded in each model's recordings):", ""]
+            small = c.reason.startswith("below a quarter")
+            if c.verdict in ("cannot measure", "architecture", "not measured") or small:
+                why = c.measure.note if c.verdict == "not measured" and c.measure.note else c.reason
+                lines.append(f"- {n}, {c.finding.title}: {why}")
+            elif c.finding.key == "hierarchy" and c.measure.note:
+                lines.append(f"- {n}, {c.finding.title}: {c.measure.note}")
+    lines += ["", "Provenance (each model's run and the SHA-256 of the checkpoint its recordings were made from):", ""]
     for n, s in sources.items():
-        lines.append(f"- {n}: `{s.get('checkpoint', '?')}` sha256 `{s.get('checkpoint_sha256', '?')[:16]}…`")
+        lines.append(f"- {n}: `{s.get('checkpoint', '?')}`, sha256 `{s.get('checkpoint_sha256', '?')}`")
     lines += ["", f"Made by `{command}` (its time is in the tables' timing.json)."]
     return "\n".join(lines) + "\n"
 
@@ -252,7 +257,8 @@ def figure(columns: dict[str, list[card.Cell]], stem: Path) -> list[Path]:
             colour = COLOURS[c.verdict]
             ax.add_patch(plt.Rectangle((j, i), 1, 1, facecolor=colour, edgecolor="white",
                                        alpha=1.0 if c.counted else 0.35))
-            text = "n/m" if c.verdict == "not measured" else f"{c.measure.value:.3g}"
+            text = "n/m" if c.verdict == "not measured" else (
+                "–" if pd.isna(c.measure.value) else f"{c.measure.value:.3g}")
             ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=8,
                     style="normal" if c.counted else "italic")
     ax.set_xlim(0, len(names))
@@ -265,7 +271,7 @@ def figure(columns: dict[str, list[card.Cell]], stem: Path) -> list[Path]:
     for spine in ax.spines.values():
         spine.set_visible(False)
     handles = [plt.Rectangle((0, 0), 1, 1, facecolor=COLOURS[v], edgecolor="grey") for v in card.VERDICTS]
-    ax.legend(handles, card.VERDICTS, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.1 / len(rows) * 10),
+    ax.legend(handles, card.VERDICTS, loc="upper center", bbox_to_anchor=(0.5, -0.05),
               ncol=3, fontsize=8, frameon=False)
     ax.set_title("Biology scorecard: value per model, coloured by verdict (faded: a view, not counted)",
                  fontsize=9)
@@ -303,13 +309,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     start = time.perf_counter()
     models = _models(args.model)
-    if models and args.skip_analyses:
-        raise UsageError("--skip-analyses rebuilds one model's card; leave out --model")
     layout = ({n: (args.recordings / n, args.tables / n) for n in models} if models
               else {args.name: (args.recordings, args.tables)})
     columns, sources = {}, {}
     for name, (recordings, tables) in layout.items():
-        if models:
+        if models and not args.skip_analyses:
             record(models[name], recordings)
         if args.skip_analyses:
             check_fresh(recordings, tables)
@@ -322,8 +326,8 @@ def main(argv: list[str] | None = None) -> int:
             columns[name] = card.score(tables, source.get("model_config", {}), failed)
         except card.TableError as err:
             raise UsageError(str(err)) from None
-        sources[name] = source
-    command = "python analyses/scorecard.py " + shlex.join(argv)
+        sources[name] = {**source, "checkpoint": str(models[name]) if models else source.get("checkpoint", "?")}
+    command = "python analyses/scorecard.py " + shlex.join(a for a in argv if a != "--skip-analyses")  # same card
     text = markdown(columns, args.header, sources, command)
     with atomic_path(args.out) as tmp:
         tmp.write_text(text)
