@@ -198,7 +198,8 @@ def decode_tree(tree: Path, image_size: int | None = None, classes: list[str] | 
     if strangers:
         raise DataError(f"not an image file: {strangers[0]}")
     arrays = []
-    for path, _ in tqdm(files, desc=f"decoding {tree}", unit="img", leave=False):
+    # disable=None: a bar only on a terminal, so a log gets no carriage-return frames
+    for path, _ in tqdm(files, desc=f"decoding {tree}", unit="img", leave=False, disable=None):
         arrays.append(_decode(path, image_size))
         if arrays[-1].shape != arrays[0].shape:
             raise DataError(

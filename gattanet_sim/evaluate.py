@@ -44,7 +44,7 @@ def accuracy_per_timestep(
     correct = torch.zeros(timesteps, dtype=torch.long)
     loss = torch.zeros(timesteps, dtype=torch.float64)
     stream = batches(data, batch_size, device)
-    for images, labels in tqdm(stream, total=-(-len(data) // batch_size), disable=not progress,
+    for images, labels in tqdm(stream, total=-(-len(data) // batch_size), disable=not progress or None,
                                desc="evaluating", unit="batch", leave=False):
         if noise_std > 0:
             images = images + noise_std * torch.randn(images.shape, generator=g, device=device)

@@ -205,7 +205,7 @@ def run_experiment(model: GAttANet, stimuli: StimulusSet, variants: list[Variant
     device = model.backbone.mean.device
     total = sum(trials * -(-int(v.include.sum()) // batch_size) for v in variants)
     stream = tqdm(presentations(stimuli, variants, trials, batch_size, device), total=total,
-                  desc="experiment", unit="batch", disable=not progress)
+                  desc="experiment", unit="batch", disable=not progress or None)  # None: only on a terminal
     return record(model, stream, writer, placement, timesteps, steps)
 
 

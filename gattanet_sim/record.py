@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     stream = presentations(data, dataset, args.split, args.batch_size, device, args.noise_std,
                            args.seed + context.rank, positions)
     stream = tqdm(stream, total=-(-len(data) // args.batch_size), desc="recording", unit="batch",
-                  disable=not context.main)
+                  disable=not context.main or None)  # None: only on a terminal
     with RecordingWriter(out, neuroids, steps, probe.signals, key_dim, data.classes,
                          ["stimulus_id", "label", "split", "noise_std"], attrs, args.float16,
                          time_bin_ms(mapping, neuroids["region"], steps)) as writer:

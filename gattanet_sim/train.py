@@ -495,7 +495,8 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
         stream = batches(train_data, args.batch_size, device, order,
                          augment_rng if args.augment else None, start=step,
                          shard=(context.rank, context.world))
-        bar = tqdm(stream, total=steps_per_epoch, initial=step, disable=args.quiet or not context.main,
+        bar = tqdm(stream, total=steps_per_epoch, initial=step,  # None: a bar only on a terminal
+                   disable=args.quiet or not context.main or None,
                    desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", leave=False)
         # loss sum, correct, images (of the whole epoch so far on rank 0: the ranks' sums add up)
         running = torch.tensor(totals if context.main else [0.0, 0, 0], dtype=torch.float64, device=device)

@@ -196,3 +196,14 @@ def test_random_timesteps_change_training_and_are_saved(tmp_path):
     fixed, drawn = (torch.load(tmp_path / n / "last.pt", weights_only=True) for n in ("fixed", "random"))
     assert drawn["config"]["random_timesteps"] is True and fixed["config"]["random_timesteps"] is False
     assert not all(torch.equal(fixed["model"][k], drawn["model"][k]) for k in fixed["model"])
+
+
+def test_progress_bars_stay_out_of_a_log(tmp_path):
+    """`make train > log` wrote thousands of carriage-return frames: a bar belongs on a terminal."""
+    args = [a for a in TINY if a != "--quiet"]
+    done = subprocess.run([sys.executable, "-m", "gattanet_sim.train", *args, "--epochs", "1",
+                           "--out-dir", str(tmp_path / "run")], capture_output=True,  # bytes: text
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)  # mode eats \r
+    assert done.returncode == 0, done.stderr
+    assert b"\r" not in done.stderr and b"\r" not in done.stdout, repr(done.stderr[:300])
+    assert b"epoch 1" in done.stdout + done.stderr  # the epoch's line is still there
