@@ -511,16 +511,35 @@ def _open_parts(path: Path) -> xr.Dataset | None:
     return joined
 
 
-def open_recording(path: Path | str) -> xr.Dataset:
+def refuse_non_finite(ds: xr.Dataset, path: Path | str, chunk: int = 4096) -> None:
+    """Raise `NonFiniteRecording`, naming the file and variable, if any recorded value is NaN or
+    infinite: an analysis must never turn such values into a table that looks like a result.
+    Reads the floating-point variables `chunk` presentations at a time (bounded memory)."""
+    for name, var in ds.data_vars.items():
+        if not np.issubdtype(var.dtype, np.floating) or "presentation" not in var.dims:
+            continue
+        for start in range(0, ds.sizes["presentation"], chunk):
+            values = var.isel(presentation=slice(start, start + chunk)).values
+            if not np.isfinite(values).all():
+                raise NonFiniteRecording(f"{path}: the recorded {name} holds NaN or infinite values; "
+                                         "re-record it (nothing was analysed)")
+
+
+def open_recording(path: Path | str, check_finite: bool = True) -> xr.Dataset:
     """Open a recording lazily, with BrainIO-style indexes on neuroid and presentation.
 
     ``ds.activity.sel(region="V1")`` selects an area; ``.sel(time_bin=3)`` a timestep.
-    A recording made by several processes (NAME.rank<r>-of-<N>.nc) opens as one.
+    A recording made by several processes (NAME.rank<r>-of-<N>.nc) opens as one. With
+    `check_finite` (default) a recording holding NaN or infinite values is refused
+    (`refuse_non_finite`; the experiment never writes one, but a file can be edited or made
+    elsewhere): this reads every value once.
     """
     path = Path(path)
     if not path.exists():
         joined = _open_parts(path)
         if joined is not None:
+            if check_finite:
+                refuse_non_finite(joined, path)
             return joined
         raise FileNotFoundError(f"no such recording: {path}")
     newer = [part for part in path.parent.glob(f"{glob_escape(path.stem)}.rank*-of-*{path.suffix}")
@@ -542,6 +561,12 @@ def open_recording(path: Path | str) -> xr.Dataset:
     if missing:
         ds.close()
         raise ValueError(f"{path} lacks coordinate(s) {', '.join(missing)}")
+    if check_finite:
+        try:
+            refuse_non_finite(ds, path)
+        except NonFiniteRecording:
+            ds.close()
+            raise
     if "neuroid" in ds.dims:
         ds = ds.set_index(neuroid=list(NEUROID_COORDS))
     return ds

@@ -552,3 +552,55 @@ def test_a_script_loaded_from_its_file_names_itself_in_its_errors(tmp_path, caps
         del sys.modules[spec.name]
     err = capsys.readouterr().err.strip()
     assert err.startswith("gain_model.py: error:"), err
+
+
+SCRIPTS_ON_GRATINGS = ["modulation_index.py", "gain_model.py", "time_course.py", "variability.py",
+                       "gain_statistics.py", "feature_similarity_gain.py", "attention_maps.py"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS_ON_GRATINGS)
+def test_an_analysis_refuses_a_recording_holding_nan_in_one_line(tmp_path, capsys, script):
+    """NaN recordings gave tables and figures with exit 0 ("peaks at the true class in 0.10 of
+    images" from all-NaN agreement). A recording edited or made elsewhere with a NaN is refused
+    by the reader, naming the file and variable, and nothing is written."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from gattanet_sim import build_model, experiment
+    from gattanet_sim.io import atomic_save
+    from gattanet_sim.recording import open_recording
+
+    torch.manual_seed(0)
+    model = build_model("toy", num_classes=10, widths=(4, 6, 8), hidden=12, key_dim=5, alpha_init=0.4)
+    ckpt = tmp_path / "m.pt"
+    atomic_save({"model": model.state_dict(), "model_config": model.config,
+                 "config": {"dataset": "stimuli", "timesteps": 2}}, ckpt)
+    clean = tmp_path / "clean.nc"
+    assert experiment.main([str(ckpt), "--paradigm", "gratings", "--orientations", "0,90", "--units", "all",
+                            "--contrasts", "series:0.2", "--trials", "2", "--unit-noise", "0.1",
+                            "--signals", "activity,gain,agreement,logits,query",
+                            "--conditions", "valid,neutral,invalid,template", "--out", str(clean)]) == 0
+    ds = open_recording(clean).reset_index("neuroid").load()
+    ds.close()
+    ds["activity"][0, 0, -1] = np.nan
+    bad = tmp_path / "bad.nc"
+    ds.to_netcdf(bad)
+    capsys.readouterr()
+    path = Path(__file__).resolve().parents[1] / "analyses" / script
+    spec = importlib.util.spec_from_file_location(f"analysis_script_{script}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        out = ["--csv", str(tmp_path / "out" / "g.csv")] if script == "gain_statistics.py" else [
+            "--out", str(tmp_path / "out")]
+        assert module.main([str(bad), *out]) == 1
+    finally:
+        del sys.modules[spec.name]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(bad) in err[0] and "activity" in err[0] and "NaN" in err[0], err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
