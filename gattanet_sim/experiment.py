@@ -318,6 +318,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     r.add_argument("--export-stimuli", type=Path, default=None,
                    help="also write the stimulus set as Brain-Score's CSV + PNGs")
     p.add_argument("--out", type=Path, required=True, help="the .nc file to write")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out (and --save-templates) even if it holds something else")
     return p.parse_args(argv)
 
 
@@ -400,8 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     set_threads()
     if args.out.is_dir():
         raise UsageError(f"--out {args.out} is a directory; give a .nc file name")
-    check_replaceable(args.out, "recording")
-    check_replaceable(args.save_templates, "templates")
+    check_replaceable(args.out, "recording", args.force)
+    check_replaceable(args.save_templates, "templates", args.force)
     conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
     unknown = [c for c in conditions if c not in CONDITIONS]
     if unknown or not conditions:
@@ -453,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         except TemplateError as err:
             raise UsageError(str(err)) from None
     if args.save_templates and templates is not None:
-        templates.save(args.save_templates)
+        templates.save(args.save_templates, args.force)
     if templates is not None and hasattr(model.attention, "calibrate"):  # the reference (reference.py)
         model.attention.calibrate(torch.stack([templates[n] for n in templates.names]))  # (K, d)
     attend = templates.names if templates is not None and args.attend is None else (
@@ -491,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     with RecordingWriter(args.out, neuroids, steps, probe.signals, key_dim, _classes(config, model, source),
                          coordinate_kinds(stimuli.meta), attrs, args.float16,
                          time_bin_ms(mapping, neuroids["region"], steps),
-                         areas=[a for a in model.areas if a in model.attention.query]) as writer:
+                         areas=[a for a in model.areas if a in model.attention.query], force=args.force) as writer:
         n = run_experiment(model, stimuli, variants, writer, placement, timesteps, steps, args.trials,
                            args.batch_size)
     print(f"{args.paradigm}: {len(stimuli)} stimuli x {len(variants)} condition passes x {args.trials} "

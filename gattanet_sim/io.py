@@ -69,18 +69,19 @@ def _is_kind(path: Path, kind: str) -> bool:
     return kind == "templates" and isinstance(content, dict) and "templates" in content
 
 
-def check_replaceable(path: Path | str | None, kind: str) -> None:
+def check_replaceable(path: Path | str | None, kind: str, force: bool = False) -> None:
     """An output may replace an earlier output of its own kind ("recording", "templates"),
-    told by its content, never anything else: `--out RUN/best.pt` would have destroyed the
-    checkpoint it was reading. Raises UsageError, before any work is done."""
+    told by its content, never anything else unless `force` (the CLIs' --force): `--out
+    RUN/best.pt` would have destroyed the checkpoint it was reading. Raises UsageError, before
+    any work is done."""
     if path is None:
         return
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"{path} is a directory; give a file name for the {kind}")
-    if path.exists() and not _is_kind(path, kind):
+    if path.exists() and not force and not _is_kind(path, kind):
         raise UsageError(f"refusing to replace {path}: it is not a {kind} (a checkpoint or other "
-                         "file would be lost); write elsewhere or remove it first")
+                         "file would be lost); write elsewhere, remove it first or pass --force")
 
 
 def atomic_save(obj: Any, path: Path | str) -> None:

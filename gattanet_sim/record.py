@@ -59,6 +59,8 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--float16", action="store_true", help="store with float16 precision")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", type=Path, required=True, help="the .nc file to write")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out even if it holds something else")
     return p.parse_args(argv)
 
 
@@ -85,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     set_threads()
     if args.out.is_dir():
         raise UsageError(f"--out {args.out} is a directory; give a .nc file name")
-    check_replaceable(args.out, "recording")
+    check_replaceable(args.out, "recording", args.force)
     probe = Probe.parse(args.units, args.signals, args.regions, args.time_bins, args.probe_seed)
     device = pick_device(args.device)
     context = distributed.from_environment()
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                   disable=not context.main or None)  # None: only on a terminal
     with RecordingWriter(out, neuroids, steps, probe.signals, key_dim, data.classes,
                          ["stimulus_id", "label", "split", "noise_std"], attrs, args.float16,
-                         time_bin_ms(mapping, neuroids["region"], steps)) as writer:
+                         time_bin_ms(mapping, neuroids["region"], steps), force=args.force) as writer:
         n = record(model, stream, writer, placement, timesteps, steps)
     print(f"recorded {n} presentations x {placement.size} neuroids x {len(steps)} time bins "
           f"({', '.join(probe.signals)}) -> {out}")

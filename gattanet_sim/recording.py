@@ -309,12 +309,12 @@ class RecordingWriter:
                  signals: tuple[str, ...], key_dim: int, classes: list[str],
                  presentation_coords: list[str] | dict[str, str], attrs: dict, float16: bool = False,
                  time_ms: tuple[np.ndarray, np.ndarray] | None = None,
-                 areas: Sequence[str] = ()) -> None:
+                 areas: Sequence[str] = (), force: bool = False) -> None:
         if "area_queries" in signals and not areas:
             raise ProbeError("the area_queries signal needs the attention region's areas: "
                              "record it with gattanet_sim.experiment")
         self.path = Path(path)
-        check_replaceable(self.path, "recording")
+        check_replaceable(self.path, "recording", force)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_partials(self.path)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.{os.getpid()}.", suffix=".partial",

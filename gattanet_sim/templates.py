@@ -95,9 +95,10 @@ class Templates:
         return json.dumps({"key_dim": self.key_dim, "source": self.source,
                            "templates": {k: v.tolist() for k, v in self.vectors.items()}})
 
-    def save(self, path: Path | str) -> Path:
-        """Write the templates as JSON; an existing file is replaced only if it holds templates."""
-        check_replaceable(path, "templates")
+    def save(self, path: Path | str, force: bool = False) -> Path:
+        """Write the templates as JSON; an existing file is replaced only if it holds templates
+        (or with `force`)."""
+        check_replaceable(path, "templates", force)
         with atomic_path(path) as tmp:
             tmp.write_text(self.to_json() + "\n")
         return Path(path)

@@ -359,6 +359,13 @@ def test_outputs_never_replace_a_checkpoint_or_another_kind_of_file(tmp_path, ca
                             "--out", str(out)]) == 0
     assert experiment.main([str(run / "best.pt"), *grating, "--save-templates", str(tmp_path / "t.json"),
                             "--out", str(out)]) == 0
+    # --force replaces anything, as the user asked
+    other = tmp_path / "notes.txt"
+    other.write_text("my notes\n")
+    assert experiment.main([str(run / "best.pt"), *grating, "--out", str(other)]) == 2
+    assert other.read_text() == "my notes\n"
+    assert experiment.main([str(run / "best.pt"), *grating, "--out", str(other), "--force"]) == 0
+    assert other.read_bytes()[:3] in (b"CDF", b"\x89HD")
 
 
 @pytest.mark.parametrize("value, preset", [("NaN", "recipe"), ("1e39", "recipe"), ("1e38", "paper")])
