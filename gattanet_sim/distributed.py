@@ -83,9 +83,32 @@ def setup(device_name: str, timeout_s: float | None = None) -> tuple[Context, to
     return Context(rank, world, local_rank), torch.device(f"cuda:{local_rank}" if cuda else "cpu")
 
 
+class PeerLost(ValueError):
+    """A collective failed because another process of the job stopped (killed, crashed)."""
+
+
+def first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
+
+
+def lost_peer(err: BaseException) -> bool:
+    """Whether a collective's error says a peer went away (gloo: connection closed or reset, a
+    timeout), rather than a bug of our own, which must keep its traceback."""
+    if isinstance(err, dist.DistError):
+        return True
+    text = str(err).lower()
+    return "gloo" in text or "connection closed" in text or "connection reset" in text or "timed out" in text
+
+
 def teardown(context: Context) -> None:
+    """Leave the process group; after a lost peer that can fail too, and then nothing is left
+    to clean."""
     if context.distributed and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            dist.destroy_process_group()
+        except (RuntimeError, dist.DistError):
+            pass
 
 
 def reduce_sum(values: torch.Tensor, context: Context) -> torch.Tensor:

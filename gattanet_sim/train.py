@@ -348,6 +348,12 @@ def main(argv: list[str] | None = None) -> int:
     context, device = distributed.setup(str(device), args.dist_timeout)
     try:
         return _main(args, context, device)
+    except RuntimeError as err:  # torch.distributed.DistError is one
+        if not context.distributed or not distributed.lost_peer(err):
+            raise
+        raise distributed.PeerLost(f"rank {context.rank}: another process of this torchrun job stopped or cannot "
+                                   f"be reached ({distributed.first_line(err)}); {args.out_dir}/last.pt holds the "
+                                   "last checkpoint: start again with --resume") from None
     finally:
         distributed.teardown(context)
 

@@ -150,3 +150,33 @@ def test_dist_timeout_reaches_the_process_group(tmp_path, monkeypatch):
     from gattanet_sim.train import parse_args
 
     assert parse_args(["--dist-timeout", "45"]).dist_timeout == 45
+
+
+def test_a_killed_process_leaves_the_other_one_line_and_a_checkpoint(tmp_path):
+    """A killed torchrun worker gave the survivor a wall of gloo traceback."""
+    import signal
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "run"
+    args = [*TINY, "--epochs", "200"]  # the later --epochs wins: still training when killed
+    base = {**os.environ, "OMP_NUM_THREADS": "1", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port)}
+    procs = [subprocess.Popen([sys.executable, "-m", "gattanet_sim.train", *args, "--out-dir", str(out),
+                               "--dist-timeout", "60"],
+                              env={**base, "RANK": str(r), "LOCAL_RANK": str(r)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for r in (0, 1)]
+    deadline = time.time() + 120
+    while not (out / "metrics.jsonl").exists() and time.time() < deadline:  # an epoch done: training
+        time.sleep(0.5)
+    assert (out / "metrics.jsonl").exists(), procs[0].stderr.read()
+    procs[1].send_signal(signal.SIGKILL)
+    _, err = procs[0].communicate(timeout=120)
+    procs[1].wait()
+    lines = [line for line in err.decode().strip().splitlines() if not line.startswith("epoch ")]
+    assert procs[0].returncode == 1 and len(lines) == 1, lines[-5:]
+    assert "another process" in lines[0] and "--resume" in lines[0] and "Traceback" not in lines[0]
+    assert (out / "last.pt").exists()
