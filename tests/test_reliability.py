@@ -611,3 +611,95 @@ def test_an_analysis_refuses_a_recording_holding_nan_in_one_line(tmp_path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(bad) in err[0] and "activity" in err[0] and "NaN" in err[0], err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+EXPERIMENT_FLAGS = ["--paradigm", "--conditions", "--orientations", "--contrasts", "--n", "--units", "--signals",
+                    "--trials", "--unit-noise", "--shared-noise", "--feedback-delays", "--template-centring",
+                    "--beta", "--attend", "--time-bins", "--spatial-frequencies", "--phases", "--sigmas",
+                    "--template-by", "--templates", "--batch-size", "--timesteps"]
+EXPERIMENT_TOKENS = st.one_of(st.sampled_from(EXPERIMENT_FLAGS), st.text(max_size=10),
+                              st.integers(-3, 5).map(str),
+                              st.sampled_from(["nan", "inf", "1e9", ",", "", "gratings", "composite", "valid",
+                                               "neutral,valid", "series:0.1", "V1=2", "all", "query"]))
+
+
+class ReachedSimulation(Exception):
+    pass
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(EXPERIMENT_TOKENS, max_size=6))
+def test_random_experiment_arguments_never_traceback(run_dir, tmp_path_factory, argv):
+    """Random experiment arguments either reach the simulation or fail with one line."""
+    import contextlib
+    import io
+
+    from gattanet_sim import experiment
+
+    out = tmp_path_factory.mktemp("fuzz") / "r.nc"
+
+    def stop(*_a, **_k):
+        raise ReachedSimulation
+
+    err = io.StringIO()
+    original = experiment.run_experiment
+    experiment.run_experiment = stop
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                code = experiment.main([str(run_dir), *argv, "--out", str(out)])
+            except SystemExit as exc:
+                code = exc.code
+            except ReachedSimulation:
+                return
+    finally:
+        experiment.run_experiment = original
+    if code != 0:
+        one_line_error(code, err.getvalue())
+
+
+ANALYSIS_FLAGS = ["--attended", "--unattended", "--alpha", "--time-bin", "--seed", "--min-r2", "--feature",
+                  "--period", "--permutations", "--shared-count-scale", "--count-scale", "--threshold"]
+ANALYSIS_TOKENS = st.one_of(st.sampled_from(ANALYSIS_FLAGS), st.text(max_size=10), st.integers(-3, 5).map(str),
+                            st.sampled_from(["nan", "inf", "cue=valid", "cue=neutral", "condition=off", "cue=",
+                                             "=x", "orientation", "1e9", ""]))
+
+
+@pytest.fixture(scope="module")
+def grating_recording(run_dir, tmp_path_factory) -> Path:
+    from gattanet_sim import experiment
+
+    out = tmp_path_factory.mktemp("rec") / "crf.nc"
+    assert experiment.main([str(run_dir), "--paradigm", "gratings", "--orientations", "0,90", "--phases", "0,180",
+                            "--contrasts", "series:0.2", "--trials", "2", "--unit-noise", "0.1", "--units", "4",
+                            "--conditions", "valid,neutral,invalid,template", "--out", str(out)]) == 0
+    return out
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.sampled_from(["modulation_index.py", "gain_model.py", "variability.py", "time_course.py",
+                        "feature_similarity_gain.py"]), st.lists(ANALYSIS_TOKENS, max_size=5))
+def test_random_analysis_arguments_never_traceback(grating_recording, tmp_path_factory, script, argv):
+    """Random analysis arguments on a real recording give a table or one line, never a traceback."""
+    import contextlib
+    import importlib.util
+    import io
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "analyses" / script
+    spec = importlib.util.spec_from_file_location(f"analysis_script_{script}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    err = io.StringIO()
+    try:
+        spec.loader.exec_module(module)
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                code = module.main([str(grating_recording), *argv, "--out", str(tmp_path_factory.mktemp("o"))])
+            except SystemExit as exc:
+                code = exc.code
+    finally:
+        del sys.modules[spec.name]
+    if code != 0:
+        one_line_error(code, err.getvalue())
