@@ -156,8 +156,14 @@ def run_analyses(recordings: Path, tables: Path, data_root: Path | None, keep_go
             failed[name] = errors.getvalue().strip().splitlines()[-1] if errors.getvalue().strip() else "failed"
             print(f"   {name} could not run: {failed[name]}", flush=True)
     with atomic_path(tables / "provenance.json") as tmp:
-        tmp.write_text(json.dumps({**made_from, "failed": failed}, indent=1))
+        tmp.write_text(json.dumps({**made_from, "failed": failed, "tables": table_hashes(tables)}, indent=1))
     return failed
+
+
+def table_hashes(tables: Path) -> dict[str, str]:
+    """SHA-256 of every table the analyses wrote (analysis/file.csv -> hash): a table edited,
+    cut or written by another run afterwards no longer matches."""
+    return {str(p.relative_to(tables)): sha256(p) for p in sorted(tables.glob("*/*.csv"))}
 
 
 def provenance(recordings: Path, with_attrs: bool = True) -> dict:
@@ -185,11 +191,19 @@ def check_fresh(recordings: Path, tables: Path) -> None:
         raise UsageError(f"{tables} has no provenance.json: run the analyses (without --skip-analyses)")
     made_from = json.loads(path.read_text())
     made_from.pop("failed", None)
+    written = made_from.pop("tables", None)
     now = provenance(recordings, with_attrs=False)
     stale = sorted(rec for rec in made_from if now.get(rec, {}).get("sha256") != made_from[rec]["sha256"])
     if stale:
         raise UsageError(f"the tables in {tables} were made from other recordings than {', '.join(stale)} "
                          "in " + str(recordings) + ": re-run the analyses")
+    if written is None:
+        raise UsageError(f"{path} names no tables: re-run the analyses (without --skip-analyses)")
+    changed = sorted(name for name, digest in table_hashes(tables).items() if written.get(name) != digest)
+    changed += sorted(name for name in written if not (tables / name).exists())
+    if changed:
+        raise UsageError(f"{tables / changed[0]} is not the table the analyses wrote (changed, added or removed "
+                         "since): re-run the analyses")
 
 
 

@@ -34,6 +34,7 @@ def finding(direction=+1, null=0.0, magnitude=None):
     (0.95, 0.9, 0.98, +1, 1.0, 0.26, "disagrees"),  # the other side disagrees at any size
     (0.12, 0.05, 0.2, +1, 0.1, None, "inconclusive"),  # a measured null (chance, a control)
     (math.nan, 1.0, 1.0, +1, 0.0, None, "not measured"),  # NaN is never a verdict
+    (math.inf, math.inf, math.inf, +1, 1.0, None, "not measured"),  # nor is an infinite value
 ])
 def test_one_rule_for_every_verdict(value, low, high, direction, null, magnitude, verdict):
     f = finding(direction, null, magnitude)
@@ -174,22 +175,27 @@ def test_skip_analyses_refuses_tables_made_from_other_recordings(tmp_path, capsy
     recordings.mkdir()
     tables = _tables(tmp_path / "t")
     (tables / "provenance.json").write_text(json.dumps({"crf.nc": {"sha256": "0" * 64}}))
-    assert scorecard.main(["--skip-analyses", "--recordings", str(recordings), "--tables", str(tables),
-                           "--out", str(tmp_path / "s.md")]) == 2
+    argv = ["--skip-analyses", "--recordings", str(recordings), "--tables", str(tables), "--out", str(tmp_path / "s.md")]
+    assert scorecard.main(argv) == 2
     assert "other recordings" in capsys.readouterr().err
-    (tables / "provenance.json").write_text("{}")
-    assert scorecard.main(["--skip-analyses", "--recordings", str(recordings), "--tables", str(tables),
-                           "--out", str(tmp_path / "s.md")]) == 0
+    (tables / "provenance.json").write_text("{}")  # names no tables: not ours
+    assert scorecard.main(argv) == 2
+    (tables / "provenance.json").write_text(json.dumps({"tables": scorecard.table_hashes(tables)}))
+    assert scorecard.main(argv) == 0
     assert (tmp_path / "s.png").exists() and (tables / "scorecard.csv").exists()
+    table = tables / "modulation_index" / "modulation_index.csv"  # a foreign or cut table
+    table.write_text(table.read_text()[:-2])
+    assert scorecard.main(argv) == 2
+    assert "not the table the analyses wrote" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("content", [b"", b"\x89PNG\r\n\x1a\n\x00\x00binary\xff\xfe", b'region,ratio\n"V1,0.5\n'])
 def test_an_unreadable_table_is_a_one_line_error_naming_it(tmp_path, capsys, content):
     """An empty or binary CSV gave an error that named no file."""
     tables = _tables(tmp_path / "t")
-    (tables / "provenance.json").write_text("{}")
     table = tables / "modulation_index" / "modulation_index.csv"
     table.write_bytes(content)
+    (tables / "provenance.json").write_text(json.dumps({"tables": scorecard.table_hashes(tables)}))
     assert scorecard.main(["--skip-analyses", "--recordings", str(tmp_path), "--tables", str(tables),
                            "--out", str(tmp_path / "s.md")]) == 2
     err = capsys.readouterr().err.strip()

@@ -83,8 +83,9 @@ def verdict(f: Finding, m: Measure, null: float | None = None) -> tuple[str, str
         return "cannot measure", m.cannot
     if m.architecture:
         return "architecture", m.architecture
-    if any(pd.isna(v) for v in (m.value, m.low, m.high)) or pd.isna(null):
-        return "not measured", "NaN"
+    if not all(np.isfinite(float(v)) for v in (m.value, m.low, m.high, null) if not pd.isna(v)) \
+            or any(pd.isna(v) for v in (m.value, m.low, m.high, null)):
+        return "not measured", "NaN or infinite"
     above, below = m.low > null, m.high < null
     if (above and f.direction > 0) or (below and f.direction < 0):
         if f.magnitude is not None and abs(m.value - null) < f.magnitude / 4:
