@@ -101,9 +101,13 @@ def safe_load(path: Path | str, map_location: str | torch.device = "cpu") -> Any
         return torch.load(path, map_location=map_location, weights_only=True)
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, OSError) as err:
-        # OSError: a truncated file ("Invalid argument" from the zip reader, naming no file)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, OSError, IndexError,
+            KeyError, TypeError, UnicodeDecodeError) as err:
+        # OSError: a truncated file ("Invalid argument" from the zip reader, naming no file);
+        # IndexError / KeyError: a text file read as a legacy pickle
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "weights_only" in first or "torch.load" in first or "Weights only" in first or first.isdigit():
+            first = "it holds something other than tensors and plain containers"  # never torch's advice
         raise UnsafeFileError(f"refusing to load {path}: not a plain checkpoint ({first})") from None
 
 

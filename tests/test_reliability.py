@@ -703,3 +703,17 @@ def test_random_analysis_arguments_never_traceback(grating_recording, tmp_path_f
         del sys.modules[spec.name]
     if code != 0:
         one_line_error(code, err.getvalue())
+
+
+@pytest.mark.parametrize("content", [b"a,b\n1,2\n", b'{"model": 1}\n', b"e\n", b"\x80\x02}q\x00."])
+def test_a_file_that_is_no_checkpoint_is_named_in_one_line(tmp_path, capsys, content):
+    """evaluate on a CSV named .pt gave a traceback (IndexError), a text file 'error: 101', a JSON
+    file torch's advice to load with weights_only=False, advice that must never reach a user."""
+    from gattanet_sim import evaluate
+
+    path = tmp_path / "x.pt"
+    path.write_bytes(content)
+    code = evaluate.main([str(path), "--dataset", "stimuli", "--limit", "4"])
+    err = capsys.readouterr().err
+    one_line_error(code, err)
+    assert str(path) in err and "weights_only" not in err and "Traceback" not in err, err
