@@ -19,7 +19,7 @@ from pathlib import Path
 
 from gattanet_sim.analysis.gain_statistics import gain_statistics, query_change
 from gattanet_sim.cli import analysis_parser, UsageError, main_guard
-from gattanet_sim.io import atomic_path
+from gattanet_sim.io import atomic_path, check_replaceable
 from gattanet_sim.recording import open_recording
 
 
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nthe global query over time:")
         print(query_change(ds["global_query"]).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if args.csv:
+        check_replaceable(args.csv, "text")
         with atomic_path(args.csv) as tmp:
             table.to_csv(tmp, index=False, float_format="%.4f")
     return 0

@@ -45,7 +45,7 @@ import xarray as xr  # noqa: E402
 from gattanet_sim.analysis import scorecard as card  # noqa: E402
 from gattanet_sim.analysis.output import write_figure  # noqa: E402
 from gattanet_sim.cli import Parser, UsageError, main_guard  # noqa: E402
-from gattanet_sim.io import atomic_path, sha256  # noqa: E402
+from gattanet_sim.io import atomic_path, check_replaceable, sha256  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 VALID, INVALID, NEUTRAL = "cue=valid", "cue=invalid", "cue=neutral"
@@ -322,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-analyses", action="store_true", help="rebuild the card from the tables")
     args = p.parse_args(argv)
     start = time.perf_counter()
+    check_replaceable(args.out, "text")  # before any work; never a checkpoint: --out RUN/last.pt
     models = _models(args.model)
     layout = ({n: (args.recordings / n, args.tables / n) for n in models} if models
               else {args.name: (args.recordings, args.tables)})

@@ -22,7 +22,7 @@ from gattanet_sim.cli import (
 )
 from gattanet_sim.data import ImageSet, batches
 from gattanet_sim.dynamics import GAttANet
-from gattanet_sim.io import package_versions, safe_load, write_json
+from gattanet_sim.io import check_replaceable, package_versions, safe_load, write_json
 from gattanet_sim.models import from_config
 
 
@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                    "noise_std": args.noise_std, "timesteps": timesteps, "seed": args.seed,
                    "training_seed": config.get("seed"), "versions": package_versions()})
     out = args.out or path.parent / f"eval-{args.split}-noise{args.noise_std:g}.json"
+    check_replaceable(out, "text")  # --out RUN/best.pt must not destroy the checkpoint
     write_json(result, out)
     accs = " ".join(f"t{t}={a:.4f}" for t, a in enumerate(result["accuracy"]))
     print(f"{dataset}/{args.split} noise={args.noise_std:g}: accuracy {accs}  -> {out}")

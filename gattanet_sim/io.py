@@ -62,6 +62,14 @@ def _is_kind(path: Path, kind: str) -> bool:
         head = f.read(8)
     if kind == "recording":
         return any(head.startswith(magic) for magic in NETCDF_MAGIC)
+    if kind == "text":  # a table, a JSON result, a markdown card: never a binary checkpoint
+        with open(path, "rb") as f:
+            start = f.read(4096)
+        try:
+            start.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        return b"\0" not in start
     try:
         content = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError):

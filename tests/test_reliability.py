@@ -717,3 +717,45 @@ def test_a_file_that_is_no_checkpoint_is_named_in_one_line(tmp_path, capsys, con
     err = capsys.readouterr().err
     one_line_error(code, err)
     assert str(path) in err and "weights_only" not in err and "Traceback" not in err, err
+
+
+def test_no_text_output_replaces_a_checkpoint(run_dir, grating_recording, tmp_path, capsys):
+    """evaluate --out RUN/best.pt, gain_statistics.py --csv RUN/best.pt, scorecard.py --out
+    RUN/last.pt and an analysis whose table name is a checkpoint all overwrote it with exit 0."""
+    import importlib.util
+    import shutil
+    import sys
+    from pathlib import Path
+
+    from gattanet_sim import evaluate
+
+    ckpt = tmp_path / "best.pt"
+    shutil.copy(run_dir / "best.pt", ckpt)
+    before = ckpt.read_bytes()
+
+    def script(name, argv):
+        path = Path(__file__).resolve().parents[1] / "analyses" / name
+        spec = importlib.util.spec_from_file_location(f"analysis_script_{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        try:
+            spec.loader.exec_module(module)
+            return module.main(argv)
+        finally:
+            del sys.modules[spec.name]
+
+    tables = tmp_path / "tables"
+    (tables / "modulation_index").mkdir(parents=True)
+    shutil.copy(ckpt, tables / "modulation_index" / "modulation_index.csv")
+    calls = [lambda: evaluate.main([str(run_dir), "--limit", "4", "--out", str(ckpt)]),
+             lambda: script("gain_statistics.py", [str(grating_recording), "--csv", str(ckpt)]),
+             lambda: script("scorecard.py", ["--skip-analyses", "--recordings", str(tmp_path), "--tables",
+                                             str(tmp_path / "none"), "--out", str(ckpt)]),
+             lambda: script("modulation_index.py", [str(grating_recording), "--out", str(tables / "modulation_index")])]
+    for call in calls:
+        capsys.readouterr()
+        assert call() != 0
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "refusing to replace" in err, err
+    assert ckpt.read_bytes() == before
+    assert (tables / "modulation_index" / "modulation_index.csv").read_bytes() == before

@@ -21,7 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from gattanet_sim.io import atomic_path, honour_umask  # noqa: E402
+from gattanet_sim.io import atomic_path, check_replaceable, honour_umask  # noqa: E402
 
 _PENDING: ContextVar[list[tuple[Path, Path]] | None] = ContextVar("pending_outputs", default=None)
 
@@ -66,6 +66,8 @@ def all_or_nothing(main: Callable[[list[str] | None], int]) -> Callable[[list[st
 
 
 def write_table(table: pd.DataFrame, path: Path) -> Path:
+    """A CSV table; an existing file is replaced only if it is text (a table), never a checkpoint."""
+    check_replaceable(path, "text")
     with _output(path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     return path
