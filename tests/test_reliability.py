@@ -152,6 +152,35 @@ def one_line_error(code: int, err: str, expected_code: int | None = None) -> Non
     assert len(lines) == 1 and "error" in lines[0], err
 
 
+def exit_code(main, argv: list[str]) -> tuple[int, str]:
+    """A CLI's exit status (argparse's SystemExit included) and its stderr; stdout discarded."""
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(argv)
+        except SystemExit as exc:
+            code = exc.code
+    return code, err.getvalue()
+
+
+def run_analysis_script(name: str, argv: list[str]) -> int:
+    """An analyses/ script's main(argv), loaded from its file as the scorecard loads it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"analysis_script_{name}",
+                                                  Path(__file__).resolve().parents[1] / "analyses" / name)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+        return module.main(argv)
+    finally:
+        del sys.modules[spec.name]
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run") / "run"
@@ -570,13 +599,6 @@ def test_an_analysis_refuses_a_recording_holding_nan_in_one_line(tmp_path, capsy
     """NaN recordings gave tables and figures with exit 0 ("peaks at the true class in 0.10 of
     images" from all-NaN agreement). A recording edited or made elsewhere with a NaN is refused
     by the reader, naming the file and variable, and nothing is written."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    import numpy as np
-    import torch
-
     from gattanet_sim import build_model, experiment
     from gattanet_sim.io import atomic_save
     from gattanet_sim.recording import open_recording
@@ -597,17 +619,9 @@ def test_an_analysis_refuses_a_recording_holding_nan_in_one_line(tmp_path, capsy
     bad = tmp_path / "bad.nc"
     ds.to_netcdf(bad)
     capsys.readouterr()
-    path = Path(__file__).resolve().parents[1] / "analyses" / script
-    spec = importlib.util.spec_from_file_location(f"analysis_script_{script}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-        out = ["--csv", str(tmp_path / "out" / "g.csv")] if script == "gain_statistics.py" else [
-            "--out", str(tmp_path / "out")]
-        assert module.main([str(bad), *out]) == 1
-    finally:
-        del sys.modules[spec.name]
+    out = ["--csv", str(tmp_path / "out" / "g.csv")] if script == "gain_statistics.py" else [
+        "--out", str(tmp_path / "out")]
+    assert run_analysis_script(script, [str(bad), *out]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(bad) in err[0] and "activity" in err[0] and "NaN" in err[0], err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
@@ -631,9 +645,6 @@ class ReachedSimulation(Exception):
 @given(st.lists(EXPERIMENT_TOKENS, max_size=6))
 def test_random_experiment_arguments_never_traceback(run_dir, tmp_path_factory, argv):
     """Random experiment arguments either reach the simulation or fail with one line."""
-    import contextlib
-    import io
-
     from gattanet_sim import experiment
 
     out = tmp_path_factory.mktemp("fuzz") / "r.nc"
@@ -641,21 +652,16 @@ def test_random_experiment_arguments_never_traceback(run_dir, tmp_path_factory, 
     def stop(*_a, **_k):
         raise ReachedSimulation
 
-    err = io.StringIO()
     original = experiment.run_experiment
     experiment.run_experiment = stop
     try:
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            try:
-                code = experiment.main([str(run_dir), *argv, "--out", str(out)])
-            except SystemExit as exc:
-                code = exc.code
-            except ReachedSimulation:
-                return
+        code, err = exit_code(experiment.main, [str(run_dir), *argv, "--out", str(out)])
+    except ReachedSimulation:
+        return
     finally:
         experiment.run_experiment = original
     if code != 0:
-        one_line_error(code, err.getvalue())
+        one_line_error(code, err)
 
 
 ANALYSIS_FLAGS = ["--attended", "--unattended", "--alpha", "--time-bin", "--seed", "--min-r2", "--feature",
@@ -681,28 +687,10 @@ def grating_recording(run_dir, tmp_path_factory) -> Path:
                         "feature_similarity_gain.py"]), st.lists(ANALYSIS_TOKENS, max_size=5))
 def test_random_analysis_arguments_never_traceback(grating_recording, tmp_path_factory, script, argv):
     """Random analysis arguments on a real recording give a table or one line, never a traceback."""
-    import contextlib
-    import importlib.util
-    import io
-    import sys
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "analyses" / script
-    spec = importlib.util.spec_from_file_location(f"analysis_script_{script}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    err = io.StringIO()
-    try:
-        spec.loader.exec_module(module)
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            try:
-                code = module.main([str(grating_recording), *argv, "--out", str(tmp_path_factory.mktemp("o"))])
-            except SystemExit as exc:
-                code = exc.code
-    finally:
-        del sys.modules[spec.name]
+    code, err = exit_code(lambda a: run_analysis_script(script, a),
+                          [str(grating_recording), *argv, "--out", str(tmp_path_factory.mktemp("o"))])
     if code != 0:
-        one_line_error(code, err.getvalue())
+        one_line_error(code, err)
 
 
 @pytest.mark.parametrize("content", [b"a,b\n1,2\n", b'{"model": 1}\n', b"e\n", b"\x80\x02}q\x00."])
@@ -722,27 +710,12 @@ def test_a_file_that_is_no_checkpoint_is_named_in_one_line(tmp_path, capsys, con
 def test_no_text_output_replaces_a_checkpoint(run_dir, grating_recording, tmp_path, capsys):
     """evaluate --out RUN/best.pt, gain_statistics.py --csv RUN/best.pt, scorecard.py --out
     RUN/last.pt and an analysis whose table name is a checkpoint all overwrote it with exit 0."""
-    import importlib.util
     import shutil
-    import sys
-    from pathlib import Path
-
-    from gattanet_sim import evaluate
 
     ckpt = tmp_path / "best.pt"
     shutil.copy(run_dir / "best.pt", ckpt)
     before = ckpt.read_bytes()
-
-    def script(name, argv):
-        path = Path(__file__).resolve().parents[1] / "analyses" / name
-        spec = importlib.util.spec_from_file_location(f"analysis_script_{name}", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        try:
-            spec.loader.exec_module(module)
-            return module.main(argv)
-        finally:
-            del sys.modules[spec.name]
+    script = run_analysis_script
 
     tables = tmp_path / "tables"
     (tables / "modulation_index").mkdir(parents=True)

@@ -83,8 +83,7 @@ def verdict(f: Finding, m: Measure, null: float | None = None) -> tuple[str, str
         return "cannot measure", m.cannot
     if m.architecture:
         return "architecture", m.architecture
-    if not all(np.isfinite(float(v)) for v in (m.value, m.low, m.high, null) if not pd.isna(v)) \
-            or any(pd.isna(v) for v in (m.value, m.low, m.high, null)):
+    if not np.isfinite([m.value, m.low, m.high, null]).all():  # NaN and inf alike
         return "not measured", "NaN or infinite"
     above, below = m.low > null, m.high < null
     if (above and f.direction > 0) or (below and f.direction < 0):
