@@ -110,7 +110,6 @@ def record(run: Path, recordings: Path) -> None:
     """Every recording of `RECORDINGS` for one run, unless a complete one of the same checkpoint
     and command is there already."""
     from gattanet_sim import experiment
-    from gattanet_sim.evaluate import load_checkpoint  # noqa: F401  (the run must load)
 
     checkpoint = next((p for p in (run / "best.pt", run / "last.pt") if p.exists()), None)
     if checkpoint is None:
@@ -285,8 +284,7 @@ def figure(columns: dict[str, list[card.Cell]], stem: Path) -> list[Path]:
     for spine in ax.spines.values():
         spine.set_visible(False)
     handles = [plt.Rectangle((0, 0), 1, 1, facecolor=COLOURS[v], edgecolor="grey") for v in card.VERDICTS]
-    ax.legend(handles, card.VERDICTS, loc="upper center", bbox_to_anchor=(0.5, -0.05),
-              ncol=3, fontsize=8, frameon=False)
+    fig.legend(handles, card.VERDICTS, loc="outside lower center", ncol=6, fontsize=8, frameon=False)
     ax.set_title("Biology scorecard: value per model, coloured by verdict (faded: a view, not counted)",
                  fontsize=9)
     paths = write_figure(fig, stem)
@@ -350,8 +348,9 @@ def main(argv: list[str] | None = None) -> int:
         card.long_table(columns).to_csv(tmp, index=False)
     figure(columns, args.out.with_suffix(""))
     minutes = (time.perf_counter() - start) / 60
-    with atomic_path(args.tables / "timing.json") as tmp:
-        tmp.write_text(json.dumps({"command": command, "minutes": round(minutes, 2), "models": list(columns)}))
+    if not args.skip_analyses:  # the time of the recordings and analyses, not of a rebuild of the card
+        with atomic_path(args.tables / "timing.json") as tmp:
+            tmp.write_text(json.dumps({"command": command, "minutes": round(minutes, 2), "models": list(columns)}))
     print(text)
     print(f"scorecard: {len(columns)} model(s) in {minutes:.1f} min -> {args.out}")
     return 0
