@@ -68,6 +68,10 @@ VARIANTS = {
     "cue": (CUED, 2, "T2"),
     "cue-position": (["--gain-map", "position", "--cue-validity", "0.8", "--cue-neutral", "0.2"], 2, "T2"),
     "neutral-only": (["--gain-map", "both", "--cue-neutral", "1"], 2, "T2"),
+    # top-down signals learned on a fixed visual system (Lindsay & Miller 2018 fix the CNN too):
+    # only alphas, feature alphas and cue templates train; weights and batch-norm statistics stay
+    "cue-frozen": (CUED + ["--train-only", "control"], 2, "T2"),
+    "neutral-only-frozen": (["--gain-map", "both", "--cue-neutral", "1", "--train-only", "control"], 2, "T2"),
     "cue-alpha-lr-0.1": (CUED + ["--alpha-lr", "0.1"], 2, "T2"),  # the alphas moved less: classification kept?
     # T = 4 fine-tuned from the T = 2 recipe run, with its two sets of statistics and no time constant
     # (the recipe for T > 2 needs a T = 4 run to start from: cue-T4-recipe)

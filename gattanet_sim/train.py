@@ -39,6 +39,7 @@ from gattanet_sim.cli import (
     non_negative_float, pick_device, positive_int, set_threads,
 )
 from gattanet_sim import cued_task, distributed
+from gattanet_sim.areas import StepBatchNorm
 from gattanet_sim.data import ImageSet, balanced_subset, batches, epoch_order
 from gattanet_sim.dynamics import MODES, GAttANet, parse_feedback_delays
 from gattanet_sim.evaluate import accuracy_per_timestep, load_checkpoint
@@ -163,6 +164,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     c.add_argument("--detection-fraction", type=float, default=0.5,
                    help="cued-detection: fraction of batches that are detection batches")
     c.add_argument("--grid", type=positive_int, default=2, help="cued-detection: cells per side")
+    c.add_argument("--train-only", choices=("all", "control"), default="all",
+                   help="control: train only attention's control parameters (alphas, feature alphas, "
+                        "cue templates), keeping every other weight and batch-norm statistic fixed: "
+                        "top-down signals learned on a fixed visual system")
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
@@ -247,16 +252,31 @@ def control(name: str) -> bool:
 
 def make_optimizer(model: GAttANet, args: argparse.Namespace) -> torch.optim.Optimizer:
     """Two parameter groups: attention's control parameters, the alphas and cue templates
-    (own learning rate, no weight decay; `control`), and the rest."""
+    (own learning rate, no weight decay; `control`), and the rest. `--train-only control`
+    freezes the rest (no gradient, no optimizer state)."""
     alphas = [p for n, p in model.named_parameters() if control(n)]
     others = [p for n, p in model.named_parameters() if not control(n)]
     groups = [{"params": others, "lr": args.lr, "weight_decay": args.weight_decay}]
+    if getattr(args, "train_only", "all") == "control":
+        if not alphas:
+            raise UsageError("--train-only control: this model has no attention control parameters")
+        for p in others:
+            p.requires_grad_(False)
+        groups = []
     if alphas:
         alpha_lr = args.lr if args.alpha_lr is None else args.alpha_lr
         groups.append({"params": alphas, "lr": alpha_lr, "weight_decay": 0.0})
     if args.optimizer == "sgd":
         return torch.optim.SGD(groups, momentum=0.9, nesterov=True)
     return torch.optim.AdamW(groups)
+
+
+def hold_statistics(model: torch.nn.Module) -> None:
+    """Batch-norm layers back in eval mode: with `--train-only control` the areas' running
+    statistics must stay the trained run's, or detection arrays would shift them."""
+    for m in model.modules():
+        if isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, StepBatchNorm)):
+            m.eval()
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, total_steps: int):
@@ -494,6 +514,8 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
 
     while epoch < args.epochs:
         model.train()
+        if args.train_only == "control":
+            hold_statistics(model)
         if augment_rng is None:
             augment_rng = torch.Generator().manual_seed(args.seed * 1_000_003 + epoch)
         started = time.perf_counter()

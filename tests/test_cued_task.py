@@ -173,3 +173,21 @@ def test_cued_experiment_records_what_the_detection_analysis_reads(trained, tmp_
     table = detection_table(ds)
     assert set(table.cue_type) == {"valid", "neutral", "invalid", "shuffled", "negated", "bottom-up"}
     assert table[table.display == "grey"].d_prime.isna().all()
+
+
+def test_train_only_control_keeps_every_weight_and_statistic_of_the_init_run(trained, tmp_path):
+    out = tmp_path / "frozen"
+    assert train.main([*TINY, "--epochs", "1", "--task", "cued-detection", "--init", str(trained),
+                       "--gain-map", "both", "--train-only", "control", "--alpha-lr", "0.5",
+                       "--out-dir", str(out)]) == 0
+    tuned = torch.load(out / "last.pt", weights_only=True)["model"]
+    init = torch.load(trained / "best.pt", weights_only=True)["model"]
+    for name, value in init.items():
+        if train.control(name):
+            continue
+        assert torch.equal(tuned[name], value), name  # weights and running statistics alike
+    assert any("running_mean" in name for name in init)
+    feature_alphas = [v for n, v in tuned.items() if n.startswith("attention.feature_alpha")]
+    assert feature_alphas and any(v.abs().max() > 0 for v in feature_alphas)  # started at 0, trained
+    moved = [n for n in init if train.control(n) and not torch.equal(tuned[n], init[n])]
+    assert moved  # the run's own alphas trained too
