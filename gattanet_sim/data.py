@@ -38,7 +38,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from gattanet_sim.io import atomic_save, safe_load
+from gattanet_sim.io import atomic_save, honour_umask_dir, safe_load
 
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
@@ -221,6 +221,7 @@ def extract_archive(archive: Path) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp", dir=target.parent))
+    honour_umask_dir(tmp)
     try:
         with tarfile.open(archive) as tar:
             for member in tar.getmembers():

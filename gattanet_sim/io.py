@@ -31,6 +31,13 @@ def honour_umask(path: Path | str) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
+def honour_umask_dir(path: Path | str) -> None:
+    """The same for a directory made by `tempfile.mkdtemp` (always mode 0700)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o777 & ~umask)
+
+
 @contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.

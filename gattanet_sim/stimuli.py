@@ -128,7 +128,9 @@ class StimulusSet:
             table.to_csv(tmp / "stimulus_set.csv", index=False)
             sidecar = {"identifier": self.identifier, "parameters": self.parameters}
             (tmp / "stimulus_set.json").write_text(json.dumps(sidecar, indent=1))
-            os.chmod(tmp, 0o755)
+            umask = os.umask(0)  # mkdtemp's 0700 -> what mkdir would give under the umask
+            os.umask(umask)
+            os.chmod(tmp, 0o777 & ~umask)
             if directory.exists():
                 directory.rmdir()  # empty, checked above
             os.replace(tmp, directory)

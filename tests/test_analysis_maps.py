@@ -372,3 +372,17 @@ def test_an_analysis_that_fails_on_its_figure_leaves_no_fresh_table(tmp_path):
     assert cli.main([str(path), "--out", str(out)]) == 0
     assert (out / "noise_robustness.csv").read_text() != "an earlier table\n"
     assert (out / "noise_robustness.png").exists()
+
+
+def test_an_output_that_cannot_be_renamed_leaves_every_earlier_file_and_no_temporary(tmp_path, capsys):
+    """The last rename failing (its name is a directory) left the CSVs already replaced and a
+    temporary behind: now every earlier file is as it was, one line names the path."""
+    cli, path = _noise_script(tmp_path)
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "noise_robustness.csv").write_text("an earlier table\n")
+    (out / "noise_robustness.svg").mkdir()  # the figure's last output cannot take its name
+    assert cli.main([str(path), "--out", str(out)]) != 0
+    assert "noise_robustness.svg" in capsys.readouterr().err
+    assert (out / "noise_robustness.csv").read_text() == "an earlier table\n"
+    assert sorted(p.name for p in out.iterdir()) == ["noise_robustness.csv", "noise_robustness.svg"]

@@ -228,3 +228,21 @@ def test_a_corrupt_torchvision_copy_is_named_and_no_download_is_claimed(tmp_path
     assert "download failed" not in str(err.value)
     with pytest.raises(D.DatasetUnavailable, match="no download was tried"):
         D.load_split("cifar10", "train", tmp_path / "empty")
+
+
+def test_an_extracted_archive_honours_the_umask(tmp_path, monkeypatch):
+    """The extracted tree was mode 0700 (mkdtemp) whatever the umask: a lab's shared cache
+    was unreadable to colleagues."""
+    import os
+    import stat
+
+    monkeypatch.setenv("GATTANET_CACHE", str(tmp_path / "cache"))
+    archive = tmp_path / "cifar10-jpeg.tar.gz"
+    with _one_file_archive(archive):
+        pass
+    old = os.umask(0o027)
+    try:
+        target = D.extract_archive(archive)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o750

@@ -400,3 +400,16 @@ def test_search_target_is_the_most_saturated_figure_among_other_classes():
             seen += 1
         assert measured[0] == max(measured)  # the target is the most saturated in the image
     assert seen > 60
+
+
+def test_brainscore_export_honours_the_umask(source, tmp_path):
+    """The export directory was hard-coded to 0755, whatever the umask."""
+    import os
+    import stat
+
+    old = os.umask(0o027)
+    try:
+        every_paradigm(source)[0].to_brainscore(tmp_path / "set")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "set").stat().st_mode) == 0o750

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shutil
 import tempfile
 from contextvars import ContextVar
 from pathlib import Path
@@ -21,7 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from gattanet_sim.io import atomic_path, check_replaceable, honour_umask  # noqa: E402
+from gattanet_sim.io import UsageError, atomic_path, check_replaceable, honour_umask  # noqa: E402
 
 _PENDING: ContextVar[list[tuple[Path, Path]] | None] = ContextVar("pending_outputs", default=None)
 
@@ -55,14 +56,45 @@ def all_or_nothing(main: Callable[[list[str] | None], int]) -> Callable[[list[st
             code = main(argv)
         finally:
             _PENDING.reset(token)
-            for tmp, path in pending:
-                if code == 0:
-                    os.replace(tmp, path)
-                else:
+            if code != 0:
+                for tmp, _ in pending:
                     tmp.unlink(missing_ok=True)
+        if code == 0:
+            _commit(pending)
         return code
 
     return wrapped
+
+
+def _commit(pending: list[tuple[Path, Path]]) -> None:
+    """Rename every temporary onto its output, or none of them: each earlier file is kept under
+    a hidden backup name until the last rename succeeded, and put back if one fails."""
+    backups: list[tuple[Path, Path | None]] = []
+    try:
+        for tmp, path in pending:
+            if path.is_dir():
+                raise UsageError(f"cannot write {path}: it is a directory; no output was written")
+        for tmp, path in pending:
+            backup = None
+            if path.exists():
+                backup = path.with_name(f".{path.name}.{os.getpid()}.bak")
+                shutil.copy2(path, backup)
+            backups.append((path, backup))
+            os.replace(tmp, path)
+    except BaseException:
+        for path, backup in reversed(backups):
+            if backup is not None:
+                os.replace(backup, path)
+            else:
+                path.unlink(missing_ok=True)
+        backups = []
+        raise
+    finally:
+        for tmp, _ in pending:
+            tmp.unlink(missing_ok=True)
+        for _, backup in backups:
+            if backup is not None:
+                backup.unlink(missing_ok=True)
 
 
 def write_table(table: pd.DataFrame, path: Path) -> Path:
