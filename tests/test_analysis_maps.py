@@ -386,3 +386,36 @@ def test_an_output_that_cannot_be_renamed_leaves_every_earlier_file_and_no_tempo
     assert "noise_robustness.svg" in capsys.readouterr().err
     assert (out / "noise_robustness.csv").read_text() == "an earlier table\n"
     assert sorted(p.name for p in out.iterdir()) == ["noise_robustness.csv", "noise_robustness.svg"]
+
+
+def test_noise_robustness_splits_template_passes_into_attend_target_and_attend_other():
+    """The experiment's default conditions record `template` once per attended template, so one
+    image appeared several times in one condition: "cannot reindex on an axis with duplicate
+    labels". Passes are now grouped as attending the image's own class or another one (the
+    other templates' hits averaged per image), each paired with `off`."""
+    images = 20
+    labels = np.arange(images) % 10
+    attended_names = ["airplane", "automobile", "bird"]
+    logits, rows = [], []
+    for condition, attended in [("off", "")] + [("template", a) for a in attended_names]:
+        z = np.zeros((images, 10, 2))  # (image, class, time_bin)
+        own = np.array([CIFAR10_CLASSES[k] == attended for k in labels])
+        right = own | (attended == "bird") | (condition == "off")  # the bird template never hurts
+        top = np.where(right, labels, (labels + 1) % 10)
+        z[np.arange(images), top, :] = 3.0
+        logits.append(z)
+        rows += [(condition, "attend" if attended else "none", attended, 0.1, f"noisy/{i}", labels[i])
+                 for i in range(images)]
+    frame = pd.DataFrame(rows, columns=["condition", "cue", "attended", "noise_std", "stimulus_id", "label"])
+    ds = xr.Dataset({"logits": (("presentation", "class", "time_bin"), np.concatenate(logits))},
+                    coords={**{c: ("presentation", frame[c].to_numpy()) for c in frame.columns},
+                            "class": list(CIFAR10_CLASSES), "time_bin": [0, 1]})
+    table = noise_robustness(ds).set_index(["condition", "time_bin"])
+    target = table.loc[("template (attend target)", 1)]
+    other = table.loc[("template (attend other)", 1)]
+    assert target.images == 6 and target.accuracy == 1.0  # labels 0, 1, 2 appear twice each
+    # per image, the share of the other templates that leave it right: 1/2 (labels 0, 1), 0 (2), 1/3
+    assert other.images == 20 and other.accuracy == pytest.approx((2 * 0.5 + 2 * 0.5 + 14 / 3) / 20)
+    assert other.ci_low < other.accuracy < other.ci_high
+    assert table.loc[("off", 1), "accuracy"] == 1.0
+    assert other.minus_off == pytest.approx(other.accuracy - 1) and target.minus_off == 0.0
