@@ -241,3 +241,15 @@ def test_record_makes_each_recording_once_and_analyses_keep_going_per_model(tiny
     assert cells["readout_gain"].verdict == "not measured" and "could not run" in cells["readout_gain"].measure.note
     with pytest.raises(scorecard.UsageError):  # one model alone: a failing analysis stops the card
         scorecard.run_analyses(tmp_path / "rec", tmp_path / "tables", None)
+
+
+def test_a_table_cut_short_is_refused_wherever_it_is_read(tmp_path):
+    """A CSV cut by 2 bytes read as a shorter number when tables were read without the
+    scorecard's provenance (score() from Python): a table must end where pandas ends one."""
+    (tmp_path / "variability").mkdir()
+    path = tmp_path / "variability" / "variability.csv"
+    pd.DataFrame({"region": ["V4"], "fano_diff": [0.123456]}).to_csv(path, index=False)
+    assert card.read_table(tmp_path, "variability").fano_diff.iloc[0] == 0.123456
+    path.write_bytes(path.read_bytes()[:-2])  # "0.1234" and no newline
+    with pytest.raises(card.TableError, match="cut short"):
+        card.read_table(tmp_path, "variability")

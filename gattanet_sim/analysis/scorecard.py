@@ -98,14 +98,21 @@ def verdict(f: Finding, m: Measure, null: float | None = None) -> tuple[str, str
 # ---- reading the tables -------------------------------------------------------------------
 
 def read_table(tables: Path, name: str, file: str | None = None) -> pd.DataFrame:
+    """An analysis's table; one that does not end with a newline (as every table written by
+    pandas does) was cut short, and its last number may read as a shorter one."""
     path = tables / name / (file or f"{name}.csv")
     if not path.exists():
         raise TableError(f"no table {path}: run the analyses first")
     try:
-        return pd.read_csv(path)
+        table = pd.read_csv(path)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise TableError(f"table {path} cannot be read ({first}): re-run the analyses") from None
+    with open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - 1))
+        if f.read(1) != b"\n":
+            raise TableError(f"table {path} was cut short (no final newline): re-run the analyses")
+    return table
 
 
 def _last(table: pd.DataFrame) -> pd.DataFrame:
