@@ -15,7 +15,9 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(PY) -m gattanet_sim.train --timesteps 4
 
+# The linter first (rule set in pyproject.toml, [tool.ruff]), then the suite.
 test: $(STAMP)
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
 # JupyterLab on notebooks/ (the walkthroughs; `tests/test_notebooks.py` runs each one small),

@@ -26,7 +26,11 @@ import xarray as xr
 from matplotlib.patches import Rectangle
 
 from gattanet_sim.analysis.attention_maps import (
-    READOUT, _image_side, agreement_maps, attention_maps, conv_regions,
+    READOUT,
+    _image_side,
+    agreement_maps,
+    attention_maps,
+    conv_regions,
 )
 from gattanet_sim.analysis.common import AnalysisError, last_time_bin
 from gattanet_sim.analysis.output import all_or_nothing, write_figure, write_table

@@ -28,7 +28,6 @@ from gattanet_sim.cli import add_selection_arguments, analysis_parser, main_guar
 from gattanet_sim.recording import open_recording
 
 
-
 def figure(table: pd.DataFrame, samples: pd.DataFrame, title: str) -> plt.Figure:
     regions = list(table.region)
     fig, axes = plt.subplots(1, len(regions) + 1, figsize=(3.2 * (len(regions) + 1), 3.4))

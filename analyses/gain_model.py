@@ -27,13 +27,18 @@ from __future__ import annotations
 import sys
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
 from gattanet_sim.analysis.common import describe, typed_selection
 from gattanet_sim.analysis.gain_model import (
-    ATTENDED, CLASSES, UNATTENDED, contrast_response_curves, gain_model_units, summarize,
+    ATTENDED,
+    CLASSES,
+    UNATTENDED,
+    contrast_response_curves,
+    gain_model_units,
+    summarize,
 )
 from gattanet_sim.analysis.output import all_or_nothing, write_figure, write_table
 from gattanet_sim.cli import add_selection_arguments, analysis_parser, main_guard

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from gattanet_sim.analysis.gain_statistics import gain_statistics, query_change
-from gattanet_sim.cli import analysis_parser, UsageError, main_guard
+from gattanet_sim.cli import UsageError, analysis_parser, main_guard
 from gattanet_sim.io import atomic_path, check_replaceable
 from gattanet_sim.recording import open_recording
 

@@ -26,10 +26,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-from gattanet_sim.analysis.common import AnalysisError
-from gattanet_sim.analysis.common import describe
+from gattanet_sim.analysis.common import AnalysisError, describe
 from gattanet_sim.analysis.modulation_index import (
-    BIOLOGY, UNATTENDED, hierarchy_magnitude, hierarchy_trend, modulation_index,
+    BIOLOGY,
+    UNATTENDED,
+    hierarchy_magnitude,
+    hierarchy_trend,
+    modulation_index,
 )
 from gattanet_sim.analysis.output import all_or_nothing, write_figure, write_table
 from gattanet_sim.cli import add_selection_arguments, analysis_parser, main_guard

@@ -29,7 +29,11 @@ import seaborn as sns
 from gattanet_sim.analysis.common import AnalysisError
 from gattanet_sim.analysis.output import all_or_nothing, write_figure, write_table
 from gattanet_sim.analysis.query_space import (
-    SHUFFLES, class_rdms, query_embedding, query_space, representational_geometry,
+    SHUFFLES,
+    class_rdms,
+    query_embedding,
+    query_space,
+    representational_geometry,
 )
 from gattanet_sim.cli import analysis_parser, main_guard, positive_int
 from gattanet_sim.recording import open_recording

@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
                  + ("\nevery onset at its architectural minimum: the order is forced" if forced else ""))
     ax.legend(frameon=False, fontsize=8)
     fig.text(0.01, -0.1, f"Filled: the {1 - args.alpha:.0%} CI of the mean R_att - R_unatt over presentation "
-             f"pairs excludes 0; dashed: onset (first significant bin);\nbars: 95% CIs of the relative modulation; no point: area silent. "
+             f"pairs excludes 0; dashed: onset (first significant bin);\n"
+             "bars: 95% CIs of the relative modulation; no point: area silent. "
              f"{BIOLOGY}", fontsize=8, ha="left", wrap=True)
     fig.tight_layout()
     write_figure(fig, args.out / "time_course")

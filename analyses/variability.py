@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="counts per unit of rate, one for both selections (implies --shared-count-scale)")
     p.add_argument("--shared-count-scale", action="store_true",
                    help="one count scale per area for both selections (default: each selection its own, "
-                        f"mean count {MEAN_COUNT:g}); penalises any enhancement: a gain g multiplies the Fano factor by g")
+                        f"mean count {MEAN_COUNT:g}); penalises any enhancement: "
+                        "a gain g multiplies the Fano factor by g")
     p.add_argument("--max-pairs-units", type=positive_int, default=64, help="units per area for noise correlations")
     p.add_argument("--time-bin", type=int, default=None, help="default: the last")
     p.add_argument("--seed", type=int, default=0, help="bootstrap and unit-sampling seed")

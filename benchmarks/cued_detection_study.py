@@ -149,7 +149,8 @@ def summarise(tables: dict[str, dict[int, pd.DataFrame]], accuracy: dict[str, di
                     per_seed = [sign * t.loc[(t.display == "array") & (t.cue_type == cue) & (t.time_bin == r.time_bin),
                                              column].item() for t in by_seed.values()]
                     mean, low, high = t_interval(per_seed)
-                    rows.append({"variant": variant, "time_bin": r.time_bin, "measure": f"{column.split('_minus')[0]}: {label}",
+                    measure = f"{column.split('_minus')[0]}: {label}"
+                    rows.append({"variant": variant, "time_bin": r.time_bin, "measure": measure,
                                  "mean": mean, "ci_low": low, "ci_high": high, "seeds": len(per_seed),
                                  "per_seed": ", ".join(f"{x:+.3f}" for x in per_seed)})
         for cue in ("valid", "neutral", "invalid", "shuffled", "negated", "bottom-up"):
@@ -163,7 +164,8 @@ def summarise(tables: dict[str, dict[int, pd.DataFrame]], accuracy: dict[str, di
                     for time_bin in parts[0].time_bin:
                         values = [p.loc[p.time_bin == time_bin, measure].item() for p in parts]
                         mean, low, high = t_interval(values)
-                        rows.append({"variant": variant, "time_bin": int(time_bin), "measure": f"{measure} {cue} ({display})",
+                        rows.append({"variant": variant, "time_bin": int(time_bin),
+                                     "measure": f"{measure} {cue} ({display})",
                                      "mean": mean, "ci_low": low, "ci_high": high, "seeds": len(values),
                                      "per_seed": ", ".join(f"{x:.3f}" for x in values)})
         if variant in accuracy:
@@ -172,7 +174,8 @@ def summarise(tables: dict[str, dict[int, pd.DataFrame]], accuracy: dict[str, di
             diffs = [100 * (accuracy[variant][s] - start[s]) for s in seeds]
             if diffs:
                 mean, low, high = t_interval(diffs)
-                rows.append({"variant": variant, "time_bin": -1, "measure": "classification accuracy minus its starting run's (points)",
+                rows.append({"variant": variant, "time_bin": -1,
+                             "measure": "classification accuracy minus its starting run's (points)",
                              "mean": mean, "ci_low": low, "ci_high": high, "seeds": len(diffs),
                              "per_seed": ", ".join(f"{x:+.2f}" for x in diffs)})
     table = pd.DataFrame(rows, columns=["variant", "time_bin", "measure", "mean", "ci_low", "ci_high",

@@ -35,11 +35,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.reproduce_toy_cifar10 import (  # noqa: E402
-    CONFIGS, RECIPE, T2_RECIPE, baseline_of, change_cell, diff_cell, paired, smallest_change,
+    CONFIGS,
+    RECIPE,
+    T2_RECIPE,
+    baseline_of,
+    change_cell,
+    diff_cell,
+    paired,
+    smallest_change,
 )
-from gattanet_sim.io import atomic_path  # noqa: E402
 from gattanet_sim.data import load_split  # noqa: E402
 from gattanet_sim.evaluate import accuracy_per_timestep, load_checkpoint  # noqa: E402
+from gattanet_sim.io import atomic_path  # noqa: E402
 
 RUNS = ROOT / "runs" / "gpu"
 # ResNet-18 (CIFAR stem) on the same data and protocol: the plain backbone against the recipe at

@@ -113,7 +113,7 @@ def peak_memory(images: int) -> tuple[int, float, float]:
 def experiment_ratio(batches: int, batch_size: int) -> None:
     import numpy as np
 
-    from gattanet_sim.experiment import plan, run_experiment, coordinate_kinds
+    from gattanet_sim.experiment import coordinate_kinds, plan, run_experiment
     from gattanet_sim.recording import Presentations, record
     from gattanet_sim.stimuli import gratings
     from gattanet_sim.templates import from_model

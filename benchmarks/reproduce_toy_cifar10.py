@@ -324,13 +324,15 @@ def write_tables(rows: list[dict]) -> None:
     with atomic_path(LEDGER.with_name("toy_cifar10_ablation.csv")) as tmp:
         tmp.write_text("\n".join([",".join(cols)] + [",".join(f"{r[c]:.4f}" if isinstance(r[c], float)
                                                                else str(r[c]) for c in cols) for r in results]) + "\n")
-    lines = ["| configuration | train arguments | epochs | seeds | val accuracy (mean ± sd) | paired diff to baseline [95% CI] |",
+    lines = ["| configuration | train arguments | epochs | seeds | val accuracy (mean ± sd) "
+             "| paired diff to baseline [95% CI] |",
              "| --- | --- | --- | --- | --- | --- |"]
     for r in results:
         sd = "" if r["sd"] != r["sd"] else f" ± {100 * r['sd']:.2f}"
         diff = "—" if r["config"] == r["baseline"] else diff_cell(r, r["baseline"])
         args = " ".join(CONFIGS.get(r["config"], []))
-        lines.append(f"| {r['config']} | `{args}` | {r['epochs']} | {r['seeds']} | {100 * r['mean']:.2f}{sd} | {diff} |")
+        lines.append(f"| {r['config']} | `{args}` | {r['epochs']} | {r['seeds']} "
+                     f"| {100 * r['mean']:.2f}{sd} | {diff} |")
     for r in (r for r in rows if "failed" in r):
         args = " ".join(CONFIGS.get(r["config"], []))
         lines.append(f"| {r['config']} (seed {r['seed']}) | `{args}` | {r['epochs']} | — | failed: {r['failed']} | — |")

@@ -157,7 +157,8 @@ def main() -> None:
     for name in models:
         for lean in ways:
             base = {ph: statistics.median(rates[name, "baseline", lean, ph]) for ph in ("train", "eval")}
-            cells = "  ".join(f"{label} train {base['train'] / statistics.median(rates[name, label, lean, 'train']):.2f}"
+            cells = "  ".join(f"{label} train "
+                              f"{base['train'] / statistics.median(rates[name, label, lean, 'train']):.2f}"
                               f" eval {base['eval'] / statistics.median(rates[name, label, lean, 'eval']):.2f}"
                               for label, _, _ in CONFIGS[1:])
             print(f"  {name} {'lean' if lean else 'as before'}: {cells}")

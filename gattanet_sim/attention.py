@@ -117,7 +117,7 @@ class QuerySource:
         return top_down_query(pooled, self.template, self.beta if self.condition == "mixed" else 1.0)
 
 
-def as_query_source(query: "QuerySource | str | torch.Tensor | None") -> QuerySource:
+def as_query_source(query: QuerySource | str | torch.Tensor | None) -> QuerySource:
     """None or "bottom-up", "off", a template tensor, or a `QuerySource` as it is."""
     if query is None:
         return QuerySource()

@@ -6,13 +6,18 @@ import argparse
 import functools
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from gattanet_sim.data import (
-    DataError, DatasetUnavailable, ImageSet, balanced_subset, default_root, load_split,
+    DataError,
+    DatasetUnavailable,
+    ImageSet,
+    balanced_subset,
+    default_root,
+    load_split,
 )
 from gattanet_sim.io import UnsafeFileError, UsageError
 
@@ -38,7 +43,7 @@ def main_guard(main: Callable[[list[str] | None], int]) -> Callable[[list[str] |
             return 1
         except OSError as err:  # a missing file, a full disk, a path we may not write
             where = f": {err.filename}" if err.filename else ""
-            print(f"{prog}: error: {one_line((err.strerror or err))}{one_line(where)}", file=sys.stderr)
+            print(f"{prog}: error: {one_line(err.strerror or err)}{one_line(where)}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
             print(f"{prog}: interrupted", file=sys.stderr)

@@ -23,13 +23,13 @@ Decoded images are cached as uint8 tensors in `cache_dir()` (``data/cache`` by d
 from __future__ import annotations
 
 import hashlib
-import shutil
 import os
+import shutil
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -72,7 +72,7 @@ class ImageSet:
     def image_size(self) -> int:
         return self.images.shape[-1]
 
-    def subset(self, index: torch.Tensor) -> "ImageSet":
+    def subset(self, index: torch.Tensor) -> ImageSet:
         return ImageSet(self.images[index], self.labels[index], self.classes, self.name)
 
 
@@ -98,13 +98,13 @@ class StreamedImageSet:
     def labels(self) -> torch.Tensor:
         return torch.tensor([label for _, label in self.samples], dtype=torch.int64)  # (N,)
 
-    def subset(self, index: torch.Tensor) -> "StreamedImageSet":
+    def subset(self, index: torch.Tensor) -> StreamedImageSet:
         if index.dtype == torch.bool:  # a mask, as ImageSet.subset accepts
             index = index.nonzero().flatten()
         samples = [self.samples[i] for i in index.tolist()]
         return StreamedImageSet(samples, self.classes, self.name, self.image_size, self.resize)
 
-    def in_memory(self) -> "ImageSet":
+    def in_memory(self) -> ImageSet:
         """Every image decoded with the evaluation transform, as an ImageSet (for the
         experiment paradigms, which cut displays out of images in memory): subset first."""
         images = torch.stack([self.decode(i) for i in range(len(self))]) if len(self) else \

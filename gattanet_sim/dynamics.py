@@ -54,7 +54,11 @@ from torch import nn
 
 from gattanet_sim.areas import Backbone
 from gattanet_sim.attention import (
-    AttentionRegion, AttentionState, QuerySource, as_query_source, relax_gain,
+    AttentionRegion,
+    AttentionState,
+    QuerySource,
+    as_query_source,
+    relax_gain,
 )
 
 MODES = ("sweep", "cascade")
@@ -224,7 +228,8 @@ class GAttANet(nn.Module):
         return self._stack(record, images.shape[0], images.shape[-1])
 
     def _run(self, images: torch.Tensor, timesteps: int, trajectory: dict | None,
-             source: QuerySource = QuerySource()) -> torch.Tensor:
+             source: QuerySource | None = None) -> torch.Tensor:
+        source = source or QuerySource()
         if timesteps < 1:
             raise ValueError(f"timesteps must be at least 1, got {timesteps}")
         if self.attention is None and source.condition != "bottom-up":

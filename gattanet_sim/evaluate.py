@@ -17,8 +17,15 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from gattanet_sim.cli import (
-    Parser, add_data_arguments, main_guard, non_negative_float, pick_device, positive_int,
-    run_data, run_timesteps, set_threads,
+    Parser,
+    add_data_arguments,
+    main_guard,
+    non_negative_float,
+    pick_device,
+    positive_int,
+    run_data,
+    run_timesteps,
+    set_threads,
 )
 from gattanet_sim.data import ImageSet, batches
 from gattanet_sim.dynamics import GAttANet

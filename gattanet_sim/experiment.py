@@ -50,16 +50,33 @@ from tqdm import tqdm
 from gattanet_sim import stimuli as paradigms
 from gattanet_sim.attention import QuerySource
 from gattanet_sim.cli import (
-    Parser, UsageError, add_data_arguments, main_guard, non_negative_float, pick_device,
-    positive_int, run_data, run_timesteps, set_threads,
+    Parser,
+    UsageError,
+    add_data_arguments,
+    main_guard,
+    non_negative_float,
+    pick_device,
+    positive_int,
+    run_data,
+    run_timesteps,
+    set_threads,
 )
 from gattanet_sim.data import CIFAR10_CLASSES, StreamedImageSet, balanced_subset
 from gattanet_sim.dynamics import GAttANet
 from gattanet_sim.evaluate import load_checkpoint
 from gattanet_sim.io import check_replaceable, sha256
 from gattanet_sim.recording import (
-    EXTRA_SIGNALS, SIGNALS, Placement, Presentations, Probe, RecordingWriter, place, record,
-    recording_attrs, time_bin_ms, time_mapping,
+    EXTRA_SIGNALS,
+    SIGNALS,
+    Placement,
+    Presentations,
+    Probe,
+    RecordingWriter,
+    place,
+    record,
+    recording_attrs,
+    time_bin_ms,
+    time_mapping,
 )
 from gattanet_sim.stimuli import StimulusError, StimulusSet
 from gattanet_sim.templates import TemplateError, Templates, from_model

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
-
+from collections.abc import Callable
 from pathlib import Path
 
 from gattanet_sim.areas import Backbone, toy_backbone

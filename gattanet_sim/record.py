@@ -25,17 +25,33 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from gattanet_sim import distributed
 from gattanet_sim.cli import (
-    Parser, UsageError, add_data_arguments, main_guard, non_negative_float, pick_device,
-    positive_int, run_data, run_timesteps, set_threads,
+    Parser,
+    UsageError,
+    add_data_arguments,
+    main_guard,
+    non_negative_float,
+    pick_device,
+    positive_int,
+    run_data,
+    run_timesteps,
+    set_threads,
 )
 from gattanet_sim.data import ImageSet, batches
 from gattanet_sim.evaluate import load_checkpoint
 from gattanet_sim.io import check_replaceable, sha256
-from gattanet_sim import distributed
 from gattanet_sim.recording import (
-    SIGNALS, Presentations, Probe, RecordingWriter, part_path, place, record, recording_attrs,
-    time_bin_ms, time_mapping,
+    SIGNALS,
+    Presentations,
+    Probe,
+    RecordingWriter,
+    part_path,
+    place,
+    record,
+    recording_attrs,
+    time_bin_ms,
+    time_mapping,
 )
 
 

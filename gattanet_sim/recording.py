@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import netCDF4
 import numpy as np
@@ -73,7 +73,7 @@ class Probe:
 
     @classmethod
     def parse(cls, units: str = "256", signals: str = ",".join(SIGNALS), regions: str | None = None,
-              timesteps: str | None = None, seed: int = 0) -> "Probe":
+              timesteps: str | None = None, seed: int = 0) -> Probe:
         """A probe from command-line strings; a `ProbeError` names what is wrong."""
         units = units.strip()
         if units.isdigit():
@@ -406,7 +406,7 @@ class RecordingWriter:
         finally:
             self.tmp.unlink(missing_ok=True)
 
-    def __enter__(self) -> "RecordingWriter":
+    def __enter__(self) -> RecordingWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

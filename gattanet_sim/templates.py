@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -70,7 +70,7 @@ class Templates:
         """The mean of all templates, (d,): a neutral cue that favours no group."""
         return torch.stack(list(self.vectors.values())).mean(0)
 
-    def centred(self, lam: float = 1.0) -> "Templates":
+    def centred(self, lam: float = 1.0) -> Templates:
         """q_bar + lam (q_c - q_bar): the mean template plus `lam` times each one's own part
         (lam 1: the raw templates; 0: every one the neutral mean; > 1: their differences
         amplified). The neutral cue, their mean, stays q_bar."""
@@ -104,7 +104,7 @@ class Templates:
         return Path(path)
 
     @classmethod
-    def from_json(cls, text: str, where: str = "templates") -> "Templates":
+    def from_json(cls, text: str, where: str = "templates") -> Templates:
         try:
             raw = json.loads(text)
             vectors = {str(k): torch.tensor(v, dtype=torch.float32) for k, v in raw["templates"].items()}
@@ -114,7 +114,7 @@ class Templates:
         return cls(vectors, source)
 
     @classmethod
-    def load(cls, path: Path | str) -> "Templates":
+    def load(cls, path: Path | str) -> Templates:
         path = Path(path)
         if not path.is_file():
             raise TemplateError(f"no such templates file: {path}")

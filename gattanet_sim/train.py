@@ -32,35 +32,51 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from gattanet_sim.attention import (ALPHA_SIGNS, GAIN_FORMS, GAIN_MAPS, GAIN_POSITIONS, KEY_POSITIONS,
-                                    KEY_TIMES, NORMALISATIONS)
-from gattanet_sim.cli import (
-    Parser, UsageError, add_data_arguments, int_list, load_data, main_guard, name_list,
-    non_negative_float, pick_device, positive_int, set_threads,
-)
 from gattanet_sim import cued_task, distributed
 from gattanet_sim.areas import StepBatchNorm
+from gattanet_sim.attention import (
+    ALPHA_SIGNS,
+    GAIN_FORMS,
+    GAIN_MAPS,
+    GAIN_POSITIONS,
+    KEY_POSITIONS,
+    KEY_TIMES,
+    NORMALISATIONS,
+)
+from gattanet_sim.cli import (
+    Parser,
+    UsageError,
+    add_data_arguments,
+    int_list,
+    load_data,
+    main_guard,
+    name_list,
+    non_negative_float,
+    pick_device,
+    positive_int,
+    set_threads,
+)
 from gattanet_sim.data import ImageSet, balanced_subset, batches, epoch_order
 from gattanet_sim.dynamics import MODES, GAttANet, parse_feedback_delays
 from gattanet_sim.evaluate import accuracy_per_timestep, load_checkpoint
-from gattanet_sim.stimuli import detection_arrays
-from gattanet_sim.templates import from_model
 from gattanet_sim.io import atomic_path, atomic_save, git_commit, package_versions, safe_load, write_json
-from gattanet_sim.models import (ATTENTION_OPTIONS, PRESETS, build_model, list_models, time_recipe,
-                                 resolve_options)
+from gattanet_sim.models import ATTENTION_OPTIONS, PRESETS, build_model, list_models, resolve_options, time_recipe
 from gattanet_sim.resnets import STEMS
 from gattanet_sim.signal_detection import sdt
+from gattanet_sim.stimuli import detection_arrays
+from gattanet_sim.templates import from_model
 
 # Arguments that may differ between a run and its resumption (the preset only names defaults:
 # the options it resolves to are compared one by one).
 RESUMABLE = ("resume", "device", "quiet", "preset", "precision", "compile", "dist_timeout")
+# options newer than some saved runs: their value then, before the option existed
 LATER = {"query_leak": 0.0, "gain_tau": 1.0, "stem": None, "per_block": False, "weights": None,
          "attention_areas": None, "random_timesteps": False, "alpha_sign": "free",
          "gain_map": "position", "key_position": "none", "cue_classes": 0, "task": "classify",
          "init": None, "cue_validity": 0.8, "cue_neutral": 0.2, "detection_fraction": 0.5,
          "grid": 2, "feedback_delays": None, "shared_noise": 0.0}
 TASKS = ("classify", "cued-detection")
-DETECTION_VAL = 2000  # validation arrays of the cued task (fixed, from the validation images)  # options newer than some saved runs: their value then
+DETECTION_VAL = 2000  # validation arrays of the cued task (fixed, from the validation images)
 
 
 SYNC_EVERY = 50  # on a GPU: steps between the loop's waits for the device (finiteness, progress)
@@ -437,13 +453,14 @@ def resident(data, device: torch.device, budget: float = 4e9):
 
 
 def train(args, config, train_set, val_set, device, out: Path, saved: dict | None,
-          context: distributed.Context = distributed.Context()) -> dict | int:
+          context: distributed.Context | None = None) -> dict | int:
     """The training loop; returns the summary, or the signal number that stopped it.
 
     On a GPU the step never waits for the host: metrics add up on the device and the loss's
     finiteness is checked every `SYNC_EVERY` steps and before any checkpoint, so a diverged
     run never overwrites the last good one; on the CPU, where waiting costs nothing, every step.
     """
+    context = context or distributed.Context()
     torch.manual_seed(args.seed)
     image_size = train_set.image_size
     options = model_options(args, len(train_set.classes), image_size)

@@ -15,7 +15,10 @@ from gattanet_sim.analysis.common import AnalysisError
 from gattanet_sim.analysis.cueing import cueing_accuracy, reaction_times
 from gattanet_sim.analysis.noise_robustness import noise_robustness
 from gattanet_sim.analysis.query_space import (
-    class_rdms, query_embedding, query_space, representational_geometry,
+    class_rdms,
+    query_embedding,
+    query_space,
+    representational_geometry,
 )
 from gattanet_sim.data import CIFAR10_CLASSES
 
@@ -340,7 +343,8 @@ def test_cueing_without_a_target_class_is_not_measured():
     from gattanet_sim.analysis.cueing import cueing_accuracy
 
     n = 8
-    ds = xr.Dataset({"logits": (("presentation", "class", "time_bin"), np.random.default_rng(0).normal(size=(n, 10, 2)))},
+    noise = np.random.default_rng(0).normal(size=(n, 10, 2))
+    ds = xr.Dataset({"logits": (("presentation", "class", "time_bin"), noise)},
                     coords={"condition": ("presentation", ["template"] * n), "cue": ("presentation", ["valid"] * n),
                             "label": ("presentation", np.full(n, -1)),
                             "stimulus_id": ("presentation", [f"g/{i}" for i in range(n)]),

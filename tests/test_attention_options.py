@@ -152,7 +152,8 @@ def test_feature_gain_amplifies_the_features_the_query_loads_on():
     high, low = (C - 1) / math.sqrt(C - 1), -1 / math.sqrt(C - 1)  # e_2 standardised, by hand
     assert torch.allclose(g[:, 2], 2 * torch.sigmoid(torch.tensor(3.0 * high, dtype=g.dtype)).expand(len(g)), atol=1e-4)
     others = torch.cat([g[:, :2], g[:, 3:]], 1)
-    assert torch.allclose(others, 2 * torch.sigmoid(torch.tensor(3.0 * low, dtype=g.dtype)).expand_as(others), atol=1e-4)
+    expected = 2 * torch.sigmoid(torch.tensor(3.0 * low, dtype=g.dtype)).expand_as(others)
+    assert torch.allclose(others, expected, atol=1e-4)
     assert (g[:, 2] > 1.5).all() and (others < 1).all()  # the loaded channel up, the rest down
 
 

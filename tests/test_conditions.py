@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import tiny_images, tiny_stepped
+
 from gattanet_sim import build_model
 from gattanet_sim.attention import QuerySource, top_down_query
 

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from conftest import StopAfter, assert_same_run
+
 from gattanet_sim import cued_task, experiment, train
 from gattanet_sim.analysis.detection import detection_table
 from gattanet_sim.recording import open_recording

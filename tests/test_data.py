@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import write_tree
 from PIL import Image
 
-from conftest import write_tree
 from gattanet_sim import data as D
 from gattanet_sim.stimuli import SHAPE_CLASSES, shapes
 

@@ -18,7 +18,7 @@ from gattanet_sim.io import atomic_save
 from gattanet_sim.recording import open_recording
 from gattanet_sim.stimuli import gratings, make_paradigm, two_stimulus
 from gattanet_sim.subject import ModelSubject, read_stimulus_table
-from gattanet_sim.templates import Templates, TemplateError, from_model, from_recording
+from gattanet_sim.templates import TemplateError, Templates, from_model, from_recording
 
 
 def tiny_model(**kw):

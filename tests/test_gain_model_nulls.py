@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from test_analysis_tuning import CONTRASTS, _assembly
 
 from gattanet_sim.analysis.gain_model import gain_model_units, naka_rushton, summarize
-from test_analysis_tuning import CONTRASTS, _assembly
 
 EFFECT_CLASSES = ("response gain", "contrast gain", "additive shift", "activity gain")
 # What attention does to a unit's curve in each planted area (p: b, rmax, c50, n per unit).

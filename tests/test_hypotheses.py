@@ -6,15 +6,14 @@ import json
 
 import pytest
 import torch
+from test_cli import run_train
+from test_dynamics import stimuli, tiny
+from test_experiment import checkpoint, run  # noqa: F401  (a fixture and the CLI runner)
 
-from gattanet_sim import build_model, train
+from gattanet_sim import train
 from gattanet_sim.dynamics import GAttANet, feedback_delays, parse_feedback_delays
 from gattanet_sim.evaluate import load_checkpoint
 from gattanet_sim.models import from_config
-
-from test_dynamics import tiny, stimuli
-from test_experiment import checkpoint, run  # noqa: F401  (a fixture and the CLI runner)
-from test_cli import run_train
 
 AREAS = ["V1", "V2", "V4", "IT", "readout"]
 

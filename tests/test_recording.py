@@ -11,10 +11,17 @@ import pytest
 import torch
 import xarray as xr
 
-from gattanet_sim import build_model, record as record_cli
+from gattanet_sim import build_model
+from gattanet_sim import record as record_cli
 from gattanet_sim.io import atomic_save
 from gattanet_sim.recording import (
-    IncompleteRecording, Presentations, Probe, ProbeError, RecordingWriter, open_recording, place,
+    IncompleteRecording,
+    Presentations,
+    Probe,
+    ProbeError,
+    RecordingWriter,
+    open_recording,
+    place,
     record,
     trajectory_signals,
 )

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import write_tree
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from conftest import write_tree
 from gattanet_sim import evaluate, record, train
 from gattanet_sim.io import atomic_save
 
@@ -87,8 +87,8 @@ def test_killed_run_resumes_to_the_same_weights(sig, straight, tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stderr
     assert same_weights(out, straight)
-    rows = lambda p: [{k: v for k, v in json.loads(l).items() if k != "seconds"}  # noqa: E731
-                      for l in (p / "metrics.jsonl").read_text().splitlines()]
+    rows = lambda p: [{k: v for k, v in json.loads(row).items() if k != "seconds"}  # noqa: E731
+                      for row in (p / "metrics.jsonl").read_text().splitlines()]
     assert rows(out) == rows(straight)
 
 
@@ -148,7 +148,7 @@ def one_line_error(code: int, err: str, expected_code: int | None = None) -> Non
         assert code == expected_code, err
     assert "Traceback" not in err
     shown = [line.split("\r")[-1].strip() for line in err.split("\n")]  # what a terminal shows
-    lines = [l for l in shown if l and not l.startswith("warning:")]
+    lines = [line for line in shown if line and not line.startswith("warning:")]
     assert len(lines) == 1 and "error" in lines[0], err
 
 
@@ -428,7 +428,6 @@ def test_nan_or_overflowing_templates_never_make_a_complete_recording(tmp_path, 
 
 def test_a_truncated_checkpoint_is_named_in_one_line(tmp_path, capsys):
     """A checkpoint cut in half gave 'error: Invalid argument', naming no file."""
-    import torch
 
     from gattanet_sim import build_model, evaluate
     from gattanet_sim.io import atomic_save
@@ -469,7 +468,6 @@ def test_step_cost_refuses_empty_measurements(flag):
 @pytest.mark.parametrize("paradigm", ["composite", "noisy", "cued_detection"])
 def test_an_impossible_number_of_images_is_refused_before_any_allocation(tmp_path, capsys, paradigm):
     """--n 300000000 ended in an allocator traceback."""
-    import torch
 
     from gattanet_sim import build_model, experiment
     from gattanet_sim.io import atomic_save
@@ -534,7 +532,6 @@ def test_a_killed_recordings_partial_file_is_removed_by_the_next_one(tmp_path):
 
 def test_a_probe_location_outside_the_image_is_refused(tmp_path):
     """location:X,Y outside the image snapped silently to its edge."""
-    import torch
 
     from gattanet_sim import build_model
     from gattanet_sim.recording import Probe, ProbeError, place

@@ -175,7 +175,8 @@ def test_skip_analyses_refuses_tables_made_from_other_recordings(tmp_path, capsy
     recordings.mkdir()
     tables = _tables(tmp_path / "t")
     (tables / "provenance.json").write_text(json.dumps({"crf.nc": {"sha256": "0" * 64}}))
-    argv = ["--skip-analyses", "--recordings", str(recordings), "--tables", str(tables), "--out", str(tmp_path / "s.md")]
+    argv = ["--skip-analyses", "--recordings", str(recordings), "--tables", str(tables),
+            "--out", str(tmp_path / "s.md")]
     assert scorecard.main(argv) == 2
     assert "other recordings" in capsys.readouterr().err
     (tables / "provenance.json").write_text("{}")  # names no tables: not ours
@@ -221,7 +222,8 @@ def test_record_makes_each_recording_once_and_analyses_keep_going_per_model(tiny
                                                              "--conditions", "valid,neutral,invalid",
                                                              "--units", "8"]})
     monkeypatch.setattr(scorecard, "ANALYSES", {
-        "modulation_index": ("modulation_index.py", "crf.nc", ["--attended", "cue=valid", "--unattended", "cue=invalid"]),
+        "modulation_index": ("modulation_index.py", "crf.nc",
+                             ["--attended", "cue=valid", "--unattended", "cue=invalid"]),
         "attention_maps": ("attention_maps.py", "crf.nc", [])})  # gratings hold no agreement: it fails
     scorecard.record(tiny_run, tmp_path / "rec")
     made = (tmp_path / "rec" / "crf.nc").stat().st_mtime_ns

@@ -17,8 +17,16 @@ from PIL import Image
 from gattanet_sim import stimuli as S
 from gattanet_sim.data import load_split
 from gattanet_sim.stimuli import (
-    COLORS, SHAPE_CLASSES, StimulusError, composite, contrast_series, gratings, make_paradigm,
-    noisy, search, two_stimulus,
+    COLORS,
+    SHAPE_CLASSES,
+    StimulusError,
+    composite,
+    contrast_series,
+    gratings,
+    make_paradigm,
+    noisy,
+    search,
+    two_stimulus,
 )
 
 

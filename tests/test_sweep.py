@@ -170,7 +170,8 @@ def test_gpu_table_pairs_runs_on_the_same_gpu_only():
     from benchmarks.gpu_grid import gpu_table
 
     rows = [gpu_row("baseline", s, [a], n) for s, a, n in ((0, 0.80, 0.50), (1, 0.81, 0.52), (2, 0.79, 0.49))]
-    rows += [gpu_row("positive-gain", s, [0.78, a], n) for s, a, n in ((0, 0.82, 0.52), (1, 0.82, 0.53), (2, 0.80, 0.52))]
+    rows += [gpu_row("positive-gain", s, [0.78, a], n)
+             for s, a, n in ((0, 0.82, 0.52), (1, 0.82, 0.53), (2, 0.80, 0.52))]
     rows += [gpu_row("baseline", s, [0.70], 0.30, device="H200") for s in (0, 1, 2)]  # another GPU: never paired
     rows.append({"config": "positive-gain", "seed": 3, "epochs": 10, "device": "H100", "failed": "stopped"})
     lines = gpu_table(rows)
@@ -179,7 +180,8 @@ def test_gpu_table_pairs_runs_on_the_same_gpu_only():
     half = 100 * stats.t.ppf(0.975, 2) * statistics.stdev([0.02, 0.01, 0.01]) / 3 ** 0.5
     assert f"| 10 | 3 | 78.00 / 81.33 | +3.33 | +1.33 [{1.3333 - half:+.2f}, {1.3333 + half:+.2f}] (n=3" in line
     noise_half = 100 * stats.t.ppf(0.975, 2) * statistics.stdev([0.02, 0.01, 0.03]) / 3 ** 0.5
-    assert line.endswith(f"| 52.33 | +2.00 [{2 - noise_half:+.2f}, {2 + noise_half:+.2f}] (n=3, p=0.074, vs baseline) |")
+    ci = f"[{2 - noise_half:+.2f}, {2 + noise_half:+.2f}]"
+    assert line.endswith(f"| 52.33 | +2.00 {ci} (n=3, p=0.074, vs baseline) |")
     h200 = lines[lines.index("**H200**"):]
     assert [x.split(" |")[0] for x in h200 if x.startswith("| ") and "---" not in x][1:] == ["| baseline"]
 

@@ -14,10 +14,10 @@ import argparse
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import tiny_images, tiny_stepped
 
 from gattanet_sim import build_model
 from gattanet_sim.areas import StepBatchNorm
-from conftest import tiny_images, tiny_stepped
 from gattanet_sim.data import ImageSet
 from gattanet_sim.evaluate import accuracy_per_timestep
 from gattanet_sim.models import resolve_options

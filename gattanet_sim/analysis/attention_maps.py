@@ -34,14 +34,18 @@ Conditions whose agreement is 0 everywhere (`off`: no gain, nothing recorded) ar
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from gattanet_sim.analysis.common import (
-    AnalysisError, bootstrap_ci, last_time_bin, proportion_ci, require,
+    AnalysisError,
+    bootstrap_ci,
+    last_time_bin,
+    proportion_ci,
+    require,
 )
 
 READOUT = "readout"

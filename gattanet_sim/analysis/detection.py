@@ -11,7 +11,7 @@ false-alarm.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -19,7 +19,11 @@ import xarray as xr
 from scipy import stats
 
 from gattanet_sim.analysis.common import (
-    CONFIDENCE, RESAMPLES, AnalysisError, proportion_ci, require,
+    CONFIDENCE,
+    RESAMPLES,
+    AnalysisError,
+    proportion_ci,
+    require,
 )
 from gattanet_sim.signal_detection import sdt
 

@@ -36,7 +36,7 @@ How each number is computed (`feature_similarity_units`, then `feature_similarit
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -150,6 +150,25 @@ def _slope(x: np.ndarray, y: np.ndarray) -> float:
     return float((x_c * (y - y.mean())).sum() / denominator) if denominator > 0 else np.nan
 
 
+def _statistic(which: str, sims: list[np.ndarray], gains: list[np.ndarray]) -> Callable[[np.ndarray], float]:
+    """The statistic `which` of the units at `index` (a bootstrap resample of units)."""
+    def compute(index: np.ndarray) -> float:
+        x = np.concatenate([sims[i] for i in index])
+        y = np.concatenate([gains[i] for i in index])
+        similar, dissimilar = y[x > SIMILAR], y[x < -SIMILAR]
+        if which == "slope":
+            return _slope(x, y)
+        if which == "intercept":
+            return float(y.mean() - _slope(x, y) * x.mean())
+        if which == "similar":
+            return float(similar.mean()) if len(similar) else np.nan
+        if which == "dissimilar":
+            return float(dissimilar.mean()) if len(dissimilar) else np.nan
+        return (float(similar.mean() - dissimilar.mean())
+                if len(similar) and len(dissimilar) else np.nan)
+    return compute
+
+
 def summarize(samples: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """Per area: slope of gain on similarity, mean gain similar / dissimilar, with bootstrap
     95% CIs over units."""
@@ -157,24 +176,6 @@ def summarize(samples: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     for region, group in samples.groupby("region", sort=False):
         sims, gains = _by_unit(group)
         units = np.arange(len(sims))
-
-        def statistic(which: str):
-            def compute(index: np.ndarray) -> float:
-                x = np.concatenate([sims[i] for i in index])
-                y = np.concatenate([gains[i] for i in index])
-                similar, dissimilar = y[x > SIMILAR], y[x < -SIMILAR]
-                if which == "slope":
-                    return _slope(x, y)
-                if which == "intercept":
-                    return float(y.mean() - _slope(x, y) * x.mean())
-                if which == "similar":
-                    return float(similar.mean()) if len(similar) else np.nan
-                if which == "dissimilar":
-                    return float(dissimilar.mean()) if len(dissimilar) else np.nan
-                return (float(similar.mean() - dissimilar.mean())
-                        if len(similar) and len(dissimilar) else np.nan)
-            return compute
-
         x = group["similarity"].to_numpy(float)  # (samples,)
         row = {"region": region, "time_bin": int(group["time_bin"].iloc[0]), "units": len(sims),
                "samples": len(group), "similar_samples": int((x > SIMILAR).sum()),
@@ -182,7 +183,7 @@ def summarize(samples: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
         for name, column in (("slope", "slope"), ("intercept", "intercept"),
                              ("gain_similar", "similar"), ("gain_dissimilar", "dissimilar"),
                              ("similar_minus_dissimilar", "difference")):
-            compute = statistic(column)
+            compute = _statistic(column, sims, gains)
             row[name] = compute(units)
             if np.isfinite(row[name]):
                 with np.errstate(invalid="ignore"):

@@ -73,7 +73,12 @@ from scipy import stats
 from scipy.optimize import curve_fit
 
 from gattanet_sim.analysis.common import (
-    AnalysisError, bootstrap_ci, last_time_bin, proportion_ci, require, select,
+    AnalysisError,
+    bootstrap_ci,
+    last_time_bin,
+    proportion_ci,
+    require,
+    select,
 )
 
 STIMULUS_BY = ("orientation", "spatial_frequency", "color", "radius", "position_x", "position_y")

@@ -21,7 +21,7 @@ each area's units); `hierarchy_trend` is kept for compatibility only.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -29,7 +29,13 @@ import xarray as xr
 from scipy import stats
 
 from gattanet_sim.analysis.common import (
-    CONFIDENCE, RESAMPLES, AnalysisError, bootstrap_ci, require, select, typed_selection,
+    CONFIDENCE,
+    RESAMPLES,
+    AnalysisError,
+    bootstrap_ci,
+    require,
+    select,
+    typed_selection,
 )
 
 ATTENDED = {"cue": "valid"}

@@ -12,9 +12,9 @@ import functools
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Callable, Iterator
 
 import matplotlib
 
@@ -71,7 +71,7 @@ def _commit(pending: list[tuple[Path, Path]]) -> None:
     a hidden backup name until the last rename succeeded, and put back if one fails."""
     backups: list[tuple[Path, Path | None]] = []
     try:
-        for tmp, path in pending:
+        for _, path in pending:
             if path.is_dir():
                 raise UsageError(f"cannot write {path}: it is a directory; no output was written")
         for tmp, path in pending:

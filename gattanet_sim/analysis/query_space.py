@@ -42,14 +42,18 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from gattanet_sim.analysis.common import (
-    CONFIDENCE, AnalysisError, last_time_bin, proportion_ci, require,
+    CONFIDENCE,
+    AnalysisError,
+    last_time_bin,
+    proportion_ci,
+    require,
 )
 
 CIFAR10_GROUPS = {"vehicle": ("airplane", "automobile", "ship", "truck"),

@@ -21,7 +21,7 @@ feedback) reaches the areas: the architecture, not anything the network learned.
 from __future__ import annotations
 
 import json
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
