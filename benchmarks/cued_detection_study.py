@@ -72,6 +72,12 @@ VARIANTS = {
     # only alphas, feature alphas and cue templates train; weights and batch-norm statistics stay
     "cue-frozen": (CUED + ["--train-only", "control"], 2, "T2"),
     "neutral-only-frozen": (["--gain-map", "both", "--cue-neutral", "1", "--train-only", "control"], 2, "T2"),
+    # the same at T = 4, from the T = 2 run (its two sets of statistics, no time constant)
+    "cue-frozen-T4": (CUED + ["--train-only", "control", "--timesteps", "4", "--norm-steps", "2", "--gain-tau", "1",
+                              "--no-random-timesteps"], 4, "T2"),
+    "neutral-only-frozen-T4": (["--gain-map", "both", "--cue-neutral", "1", "--train-only", "control",
+                                "--timesteps", "4", "--norm-steps", "2", "--gain-tau", "1",
+                                "--no-random-timesteps"], 4, "T2"),
     "cue-alpha-lr-0.1": (CUED + ["--alpha-lr", "0.1"], 2, "T2"),  # the alphas moved less: classification kept?
     # T = 4 fine-tuned from the T = 2 recipe run, with its two sets of statistics and no time constant
     # (the recipe for T > 2 needs a T = 4 run to start from: cue-T4-recipe)
