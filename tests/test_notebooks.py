@@ -51,6 +51,15 @@ def _new_paths() -> set[str] | None:
     return {p for p in paths if not CACHES & set(Path(p).parts) and not p.endswith(".tmp")}
 
 
+STAMPED = """
+import matplotlib.pyplot as plt
+from gattanet_sim.notebooks import MARK
+figures = [plt.figure(n) for n in plt.get_fignums()]
+unmarked = [f.number for f in figures if not any(t.get_text() == MARK for t in f.texts)]
+assert not unmarked, f"figures without the small-model mark: {unmarked}"
+"""
+
+
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("notebooks-work")
@@ -60,10 +69,12 @@ def work(tmp_path_factory) -> Path:
 def test_notebook_runs_in_the_small_setting(path, work, monkeypatch):
     for name, value in {"GATTANET_SMALL": "1", "GATTANET_WORK": str(work), "MPLBACKEND": "Agg",
                         "GATTANET_RUN": str(work / "no-such-run"),
-                        "CASCADE_RUN": str(work / "no-such-cascade-run")}.items():
+                        "CASCADE_RUN": str(work / "no-such-cascade-run"),
+                        "CUE_RUN": str(work / "no-such-cue-run")}.items():
         monkeypatch.setenv(name, value)  # the kernel inherits the environment
     before = _new_paths()
     nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(STAMPED))  # every figure drawn says it is the small model's
     client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=600,
                                      resources={"metadata": {"path": str(ROOT)}})
     client.execute()  # raises CellExecutionError, with the cell and its traceback, on any error
@@ -92,3 +103,19 @@ def test_ensure_run_uses_the_run_else_trains_a_small_one_once(tmp_path):
     assert (out / "summary.json").stat().st_mtime_ns == stamp
     with pytest.raises(RuntimeError, match="other arguments"):
         ensure_run(tmp_path / "missing", out, small=True, mode="cascade")
+
+
+def test_small_mode_stamps_every_open_figure_once():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gattanet_sim.notebooks import MARK, stamp_open_figures
+
+    plt.close("all")
+    figures = [plt.figure(), plt.subplots(1, 2)[0]]
+    stamp_open_figures()
+    stamp_open_figures()  # after every cell: an already stamped figure keeps one mark
+    assert [sum(t.get_text() == MARK for t in f.texts) for f in figures] == [1, 1]
+    plt.close("all")
