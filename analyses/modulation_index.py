@@ -29,10 +29,12 @@ import seaborn as sns
 from gattanet_sim.analysis.common import AnalysisError, describe
 from gattanet_sim.analysis.modulation_index import (
     BIOLOGY,
+    MONKEY_AMI,
     UNATTENDED,
     hierarchy_magnitude,
     hierarchy_trend,
     modulation_index,
+    unit_ami,
 )
 from gattanet_sim.analysis.output import all_or_nothing, write_figure, write_table
 from gattanet_sim.cli import add_selection_arguments, analysis_parser, main_guard
@@ -58,22 +60,35 @@ def main(argv: list[str] | None = None) -> int:
     write_table(levels, args.out / "modulation_index_hierarchy.csv")
     write_table(trend, args.out / "modulation_index_trend.csv")
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [1, 1.2]})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1, 1.3]})
     regions = list(dict.fromkeys(table.region))
     palette = dict(zip(regions, sns.color_palette("viridis", len(regions))))
+    onset = ds["time_bin_start"].groupby("region").min("neuroid")  # (region, time_bin): ms after onset
     for region, rows in table.groupby("region", sort=False):
-        left.errorbar(rows.time_bin, rows.mean_ami, yerr=[rows.mean_ami - rows.ami_ci_low,
+        ms = onset.sel(region=region).values[[list(ds["time_bin"].values).index(t) for t in rows.time_bin]]
+        left.errorbar(ms, rows.mean_ami, yerr=[rows.mean_ami - rows.ami_ci_low,
                       rows.ami_ci_high - rows.mean_ami], marker="o", capsize=3, label=region, color=palette[region])
     left.axhline(0, color="grey", linestyle=":")
-    left.set(xlabel="time bin", ylabel="mean AMI (95% CI over units)", title="Modulation over time",
-             xticks=sorted(table.time_bin.unique()))
+    left.set(xlabel="time after stimulus onset (ms; each area's own bins)", ylabel="mean AMI (95% CI over units)",
+             title="Modulation over time")
     left.legend(frameon=False, fontsize=8)
     last = table[table.time_bin == table.time_bin.max()]
     x = np.arange(len(last))
-    right.bar(x, last.mean_ami, color=[palette[r] for r in last.region])
+    units = unit_ami(ds, args.attended, args.unattended, args.min_response)
+    for k, region in enumerate(last.region):  # every unit's AMI: the distribution, not only its mean
+        values = units.ami[units.region == region].to_numpy()
+        if len(values) > 1:
+            parts = right.violinplot(values, [k], widths=0.7, showextrema=False)
+            for body in parts["bodies"]:
+                body.set(facecolor=palette[region], alpha=0.35)
     right.errorbar(x, last.mean_ami, yerr=[last.mean_ami - last.ami_ci_low, last.ami_ci_high - last.mean_ami],
-                   fmt="none", color="black", capsize=3)
+                   fmt="o", color="black", capsize=3, label="mean (95% CI)")
     right.scatter(x, last.median_ami, marker="_", s=300, color="crimson", zorder=3, label="median")
+    for k, region in enumerate(last.region):
+        if region in MONKEY_AMI:
+            right.hlines(MONKEY_AMI[region], k - 0.4, k + 0.4, color="darkorange", linewidth=2.5,
+                         label="monkey (McAdams & Maunsell 1999)" if k == list(last.region).index(
+                             next(r for r in last.region if r in MONKEY_AMI)) else None)
     right.set_xticks(x, [f"{r}\nratio {q:.2f}\n[{lo:.2f}, {hi:.2f}]\n{n} units" for r, q, lo, hi, n in
                          zip(last.region, last.ratio, last.ratio_ci_low, last.ratio_ci_high, last.units)], fontsize=8)
     right.axhline(0, color="grey", linestyle=":")
@@ -83,10 +98,13 @@ def main(argv: list[str] | None = None) -> int:
         top = levels.iloc[-1]
         growth = (f"|mean AMI| {top.region} - {levels.region.iloc[0]} = {top.minus_first:+.3f} "
                   f"[{top.minus_first_ci_low:+.3f}, {top.minus_first_ci_high:+.3f}]")
-    right.set(ylabel="AMI at the last time bin",
+    if len(units):  # the bulk of the units and biology's marks; a few extreme units may lie beyond
+        low, high = np.percentile(units.ami, [2, 98])
+        right.set_ylim(min(low, 0) - 0.02, max(high, *MONKEY_AMI.values()) + 0.02)
+    right.set(ylabel="unit AMI at the last time bin\n(axis: 2nd-98th percentile of units)",
               title=f"t={row.time_bin}: {growth}\n(units resampled per area); Spearman(area, AMI) "
                     f"over units = {row.spearman_rho:.2f}")
-    right.legend(frameon=False, fontsize=8, loc="upper left")
+    right.legend(frameon=False, fontsize=8, loc="lower left")
     left_out = f"; left out (not rates): {', '.join(table.attrs['left_out'])}" if table.attrs["left_out"] else ""
     fig.suptitle(f"Attentional modulation index (R_att - R_unatt)/(R_att + R_unatt): {describe(args.attended)} "
                  f"vs {describe(args.unattended)}, {int(table.pairs.iloc[0])} matched presentations",

@@ -179,6 +179,21 @@ def _ami_at(ds: xr.Dataset, attended, unattended, min_response: float, time_bin:
     return pos, ami, areas, left_out, n_pairs, t
 
 
+def unit_ami(ds: xr.Dataset, attended: Mapping[str, object] = ATTENDED,
+             unattended: Mapping[str, object] = UNATTENDED, min_response: float = 1e-3,
+             time_bin: int | None = None) -> pd.DataFrame:
+    """Every responding unit's AMI at one time bin (default the last): one row per unit with
+    its `region` and `ami`, for drawing the distribution per area."""
+    pos, ami, _, _, _, _ = _ami_at(ds, attended, unattended, min_response, time_bin, "modulation_index")
+    order = hierarchy(ds)
+    return pd.DataFrame({"region": [order[int(k)] for k in pos], "ami": ami})
+
+
+# Biology's attended / unattended response ratios, as an AMI (g - 1) / (g + 1): McAdams & Maunsell
+# 1999 (J Neurosci 19:431, abstract): V4 +26% median, V1 +8%.
+MONKEY_AMI = {"V1": (1.08 - 1) / (1.08 + 1), "V4": (1.26 - 1) / (1.26 + 1)}
+
+
 def hierarchy_trend(ds: xr.Dataset, attended: Mapping[str, object] = ATTENDED,
                     unattended: Mapping[str, object] = UNATTENDED, min_response: float = 1e-3,
                     time_bin: int | None = None, seed: int = 0) -> pd.DataFrame:
