@@ -63,13 +63,16 @@ def main(argv: list[str] | None = None) -> int:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1, 1.3]})
     regions = list(dict.fromkeys(table.region))
     palette = dict(zip(regions, sns.color_palette("viridis", len(regions))))
-    onset = ds["time_bin_start"].groupby("region").min("neuroid")  # (region, time_bin): ms after onset
+    timed = "time_bin_start" in ds  # ms after onset per area and bin, where the recording says
+    onset = ds["time_bin_start"].groupby("region").min("neuroid") if timed else None  # (region, time_bin)
     for region, rows in table.groupby("region", sort=False):
-        ms = onset.sel(region=region).values[[list(ds["time_bin"].values).index(t) for t in rows.time_bin]]
+        ms = (onset.sel(region=region).values[[list(ds["time_bin"].values).index(t) for t in rows.time_bin]]
+              if timed else rows.time_bin)
         left.errorbar(ms, rows.mean_ami, yerr=[rows.mean_ami - rows.ami_ci_low,
                       rows.ami_ci_high - rows.mean_ami], marker="o", capsize=3, label=region, color=palette[region])
     left.axhline(0, color="grey", linestyle=":")
-    left.set(xlabel="time after stimulus onset (ms; each area's own bins)", ylabel="mean AMI (95% CI over units)",
+    axis = "time after stimulus onset (ms; each area's own bins)" if timed else "time bin"
+    left.set(xlabel=axis, ylabel="mean AMI (95% CI over units)",
              title="Modulation over time")
     left.legend(frameon=False, fontsize=8)
     last = table[table.time_bin == table.time_bin.max()]
