@@ -246,12 +246,13 @@ def draw(ds: xr.Dataset, picks: np.ndarray, t: int, images: np.ndarray | None,
                 order = cols_r[np.argsort(part["channel"].values[cols_r])]
                 values = np.asarray(part[signal].isel(presentation=row, neuroid=order).sel(time_bin=t).values)
                 label = int(part["label"].values[row])
-                colors = [TRUE_CLASS if c == label else OTHER_CLASS for c in range(len(values))]
+                probed = [int(c) for c in part["channel"].values[order]]  # the class of each bar
+                colors = [TRUE_CLASS if c == label else OTHER_CLASS for c in probed]
                 null = 1.0 if signal == "gain" else 0.0
                 ax.bar(range(len(values)), values - null, bottom=null, color=colors)
                 ax.axhline(null, color="black", linewidth=0.8)
                 last = k == len(signals) - 1
-                names = classes if classes else [str(c) for c in range(len(values))]
+                names = [classes[c] if classes and c < len(classes) else str(c) for c in probed]
                 ax.set_xticks(range(len(values)), names if last else [], rotation=90, fontsize=6)
                 ax.tick_params(axis="y", labelsize=7)
                 what = "read-out gain (1: unchanged)" if signal == "gain" else "read-out agreement"

@@ -27,7 +27,7 @@ import numpy as np
 import seaborn as sns
 
 from gattanet_sim.analysis.common import AnalysisError
-from gattanet_sim.analysis.output import all_or_nothing, write_figure, write_table
+from gattanet_sim.analysis.output import all_or_nothing, error_bars, write_figure, write_table
 from gattanet_sim.analysis.query_space import (
     SHUFFLES,
     class_rdms,
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         for k, (method, part) in enumerate(geometry.groupby("method", sort=False)):
             for m, (name, sub) in enumerate(part.groupby(pair.loc[part.index], sort=False)):
                 x = np.array([signals.index(s) for s in sub.signal]) + 0.15 * (2 * k - 1) + 0.05 * m
-                ax.errorbar(x, sub.similarity, yerr=[sub.similarity - sub.ci_low, sub.ci_high - sub.similarity],
+                ax.errorbar(x, sub.similarity, yerr=error_bars(sub.similarity, sub.ci_low, sub.ci_high),
                             fmt="o", capsize=3, label=f"{method}, {name}")
         ax.set_xticks(range(len(signals)), signals)
         ax.axhline(1, color="grey", linestyle=":", linewidth=1)

@@ -423,3 +423,38 @@ def test_noise_robustness_splits_template_passes_into_attend_target_and_attend_o
     assert other.ci_low < other.accuracy < other.ci_high
     assert table.loc[("off", 1), "accuracy"] == 1.0
     assert other.minus_off == pytest.approx(other.accuracy - 1) and target.minus_off == 0.0
+
+
+def test_attention_maps_figure_names_the_probed_readout_classes(tmp_path):
+    """A recording probing 4 of the read-out's 10 classes (`--units channels:0,1,2,3`) crashed
+    the figure: 4 bars, 10 class names."""
+    import importlib.util
+    from pathlib import Path
+
+    ds = _planted_maps()
+    keep = (ds["region"].values != "readout") | (ds["channel"].values < 4)
+    ds = ds.isel(neuroid=np.flatnonzero(keep)).assign_coords({"class": list(CIFAR10_CLASSES)})
+    path = tmp_path / "clean.nc"
+    ds.reset_index("neuroid").assign_attrs(complete=1).to_netcdf(path)
+    script = Path(__file__).resolve().parents[1] / "analyses" / "attention_maps.py"
+    spec = importlib.util.spec_from_file_location("attention_maps_probe", script)
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    assert cli.main([str(path), "--out", str(tmp_path / "o")]) == 0
+    assert (tmp_path / "o" / "attention_maps.png").exists()
+
+
+
+def test_error_bars_of_an_estimate_a_hair_outside_its_own_ci_are_drawn():
+    """A V4 similarity of 0.999991 below its bootstrap ci_low of 0.999992 stopped query_space's
+    figure (and the whole scorecard): "'yerr' must not contain negative values"."""
+    import matplotlib.pyplot as plt
+
+    from gattanet_sim.analysis.output import error_bars
+
+    value, low, high = np.array([0.999991, 0.5]), np.array([0.999992, 0.4]), np.array([1.0, 0.7])
+    below, above = error_bars(value, low, high)
+    assert below.tolist() == [0.0, pytest.approx(0.1)] and above.tolist() == [pytest.approx(9e-6), pytest.approx(0.2)]
+    fig, ax = plt.subplots()
+    ax.errorbar([0, 1], value, yerr=error_bars(value, low, high))
+    plt.close(fig)

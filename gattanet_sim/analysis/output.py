@@ -20,6 +20,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from gattanet_sim.io import UsageError, atomic_path, check_replaceable, honour_umask  # noqa: E402
@@ -95,6 +96,13 @@ def _commit(pending: list[tuple[Path, Path]]) -> None:
         for _, backup in backups:
             if backup is not None:
                 backup.unlink(missing_ok=True)
+
+
+def error_bars(value, low, high) -> list[np.ndarray]:
+    """matplotlib's `yerr` for an estimate and its CI: distances below and above, never negative
+    (a bootstrap CI can miss its own estimate by a rounding error, which matplotlib refuses)."""
+    value, low, high = (np.asarray(v, float) for v in (value, low, high))
+    return [np.maximum(value - low, 0.0), np.maximum(high - value, 0.0)]
 
 
 def write_table(table: pd.DataFrame, path: Path) -> Path:
