@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     p = analysis_parser("gain_statistics", __doc__, outputs=None)
     p.add_argument("--csv", type=Path, default=None, help="also write the table here")
     args = p.parse_args(argv)
+    check_replaceable(args.csv, "table")  # before anything is computed or printed
     ds = open_recording(args.recording)
     if "gain" not in ds:
         raise UsageError(f"{args.recording} has no gain recorded (record with --signals gain)")
@@ -39,7 +40,6 @@ def main(argv: list[str] | None = None) -> int:
         print("\nthe global query over time:")
         print(query_change(ds["global_query"]).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if args.csv:
-        check_replaceable(args.csv, "text")
         with atomic_path(args.csv) as tmp:
             table.to_csv(tmp, index=False, float_format="%.4f")
     return 0

@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-analyses", action="store_true", help="rebuild the card from the tables")
     args = p.parse_args(argv)
     start = time.perf_counter()
-    check_replaceable(args.out, "text")  # before any work; never a checkpoint: --out RUN/last.pt
+    check_replaceable(args.out, "scorecard")  # before any work; never a checkpoint: --out RUN/last.pt
     models = _models(args.model)
     layout = ({n: (args.recordings / n, args.tables / n) for n in models} if models
               else {args.name: (args.recordings, args.tables)})

@@ -38,7 +38,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from gattanet_sim.io import atomic_save, honour_umask_dir, safe_load
+from gattanet_sim.io import atomic_save, honour_umask, honour_umask_dir, safe_load
 
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
@@ -228,6 +228,11 @@ def extract_archive(archive: Path) -> Path:
                 if not (member.isfile() or member.isdir()):
                     raise DataError(f"archive {archive} holds a link or special file: {member.name}")
             tar.extractall(tmp, filter="data")
+        for member in tmp.rglob("*"):  # the archive's modes -> what this user's umask allows
+            if member.is_dir():
+                honour_umask_dir(member)
+            else:
+                honour_umask(member)
     except BaseException as err:  # a bad archive, a refused member, an interrupt: no half tree
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(err, (tarfile.TarError, OSError)):

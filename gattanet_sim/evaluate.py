@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                    "noise_std": args.noise_std, "timesteps": timesteps, "seed": args.seed,
                    "training_seed": config.get("seed"), "versions": package_versions()})
     out = args.out or path.parent / f"eval-{args.split}-noise{args.noise_std:g}.json"
-    check_replaceable(out, "text")  # --out RUN/best.pt must not destroy the checkpoint
+    check_replaceable(out, "evaluation")  # --out RUN/best.pt must not destroy the checkpoint
     write_json(result, out)
     accs = " ".join(f"t{t}={a:.4f}" for t, a in enumerate(result["accuracy"]))
     print(f"{dataset}/{args.split} noise={args.noise_std:g}: accuracy {accs}  -> {out}")

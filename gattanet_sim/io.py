@@ -64,40 +64,63 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
 NETCDF_MAGIC = (b"CDF\x01", b"CDF\x02", b"CDF\x05", b"\x89HDF\r\n\x1a\n")
 
 
+# What each kind of output is called in a refusal.
+KINDS = {"recording": "a recording (netCDF)", "templates": "a templates file (JSON)", "table": "a CSV table",
+         "evaluation": "an evaluation (JSON)", "scorecard": "a scorecard (markdown)"}
+
+
+def _text(path: Path) -> str | None:
+    """The start of a text file (None for a binary one such as a checkpoint)."""
+    with open(path, "rb") as f:
+        start = f.read(4096)
+    if b"\0" in start:
+        return None
+    try:
+        return start.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
 def _is_kind(path: Path, kind: str) -> bool:
     """Whether an existing file holds an output of `kind`, by its content."""
     with open(path, "rb") as f:
         head = f.read(8)
     if kind == "recording":
         return any(head.startswith(magic) for magic in NETCDF_MAGIC)
-    if kind == "text":  # a table, a JSON result, a markdown card: never a binary checkpoint
-        with open(path, "rb") as f:
-            start = f.read(4096)
-        try:
-            start.decode("utf-8")
-        except UnicodeDecodeError:
-            return False
-        return b"\0" not in start
-    try:
-        content = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError):
-        return False
+    if kind == "table":  # a CSV (one column has no comma): text, neither JSON nor markdown
+        text = _text(path)
+        return text is not None and not text.lstrip().startswith(("{", "[", "#"))
+    if kind == "scorecard":
+        text = _text(path)
+        return bool(text) and text.startswith("# Biology scorecard")
+    content = _json(path)
+    if kind == "evaluation":
+        return isinstance(content, dict) and {"accuracy", "checkpoint"} <= set(content)
     return kind == "templates" and isinstance(content, dict) and "templates" in content
 
 
-def check_replaceable(path: Path | str | None, kind: str, force: bool = False) -> None:
-    """An output may replace an earlier output of its own kind ("recording", "templates"),
-    told by its content, never anything else unless `force` (the CLIs' --force): `--out
-    RUN/best.pt` would have destroyed the checkpoint it was reading. Raises UsageError, before
-    any work is done."""
+def check_replaceable(path: Path | str | None, kind: str, force: bool | None = None) -> None:
+    """An output may replace an earlier output of its own kind (`KINDS`), told by its content,
+    never anything else: `--out RUN/best.pt` would have destroyed the checkpoint it was reading,
+    `evaluate --out RUN/config.json` the run's configuration. `force`: the CLI's --force (None
+    where a CLI has no such option, so the refusal does not advise it). Raises UsageError,
+    before any work is done."""
     if path is None:
         return
     path = Path(path)
     if path.is_dir():
-        raise UsageError(f"{path} is a directory; give a file name for the {kind}")
+        raise UsageError(f"{path} is a directory; give a file name for {KINDS[kind]}")
     if path.exists() and not force and not _is_kind(path, kind):
-        raise UsageError(f"refusing to replace {path}: it is not a {kind} (a checkpoint or other "
-                         "file would be lost); write elsewhere, remove it first or pass --force")
+        way = "remove it first or pass --force" if force is not None else "or remove it first"
+        raise UsageError(f"refusing to replace {path}: it is not {KINDS[kind]}, and another file would be lost; "
+                         f"write elsewhere, {way}")
 
 
 def atomic_save(obj: Any, path: Path | str) -> None:

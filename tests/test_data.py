@@ -246,3 +246,6 @@ def test_an_extracted_archive_honours_the_umask(tmp_path, monkeypatch):
     finally:
         os.umask(old)
     assert stat.S_IMODE(target.stat().st_mode) == 0o750
+    member = target / "cifar10-jpeg" / "train" / "a" / "ok.txt"  # the archive says 0644
+    assert stat.S_IMODE(member.stat().st_mode) == 0o640
+    assert stat.S_IMODE(member.parent.stat().st_mode) == 0o750

@@ -729,3 +729,29 @@ def test_no_text_output_replaces_a_checkpoint(run_dir, grating_recording, tmp_pa
         assert "Traceback" not in err and "refusing to replace" in err, err
     assert ckpt.read_bytes() == before
     assert (tables / "modulation_index" / "modulation_index.csv").read_bytes() == before
+
+
+def test_a_text_output_replaces_only_its_own_kind_and_never_advises_a_missing_flag(tmp_path):
+    """evaluate --out RUN/config.json overwrote the run's config with exit 0 (any text file was
+    fair game), and the refusal advised --force to CLIs that have no such option."""
+    from gattanet_sim.io import UsageError, check_replaceable
+
+    config = tmp_path / "config.json"
+    config.write_text('{"dataset": "cifar10", "timesteps": 2}\n')
+    table = tmp_path / "t.csv"
+    table.write_text("region,ratio\nV4,0.95\n")
+    evaluation = tmp_path / "eval.json"
+    evaluation.write_text('{"accuracy": [0.8], "checkpoint": "run/best.pt", "images": 10}\n')
+    card = tmp_path / "card.md"
+    card.write_text("# Biology scorecard\n\n| finding |\n")
+    for path, kind in [(config, "evaluation"), (config, "table"), (table, "evaluation"), (evaluation, "table"),
+                       (card, "table"), (table, "scorecard"), (config, "scorecard")]:
+        with pytest.raises(UsageError) as refused:
+            check_replaceable(path, kind)
+        message = str(refused.value)
+        assert "--force" not in message and "not a text" not in message, message
+    for path, kind in [(table, "table"), (evaluation, "evaluation"), (card, "scorecard")]:
+        check_replaceable(path, kind)  # an earlier output of its own kind
+    with pytest.raises(UsageError, match="--force"):
+        check_replaceable(config, "recording", force=False)  # a CLI with --force names it
+    check_replaceable(config, "recording", force=True)

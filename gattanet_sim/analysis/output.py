@@ -107,7 +107,7 @@ def error_bars(value, low, high) -> list[np.ndarray]:
 
 def write_table(table: pd.DataFrame, path: Path) -> Path:
     """A CSV table; an existing file is replaced only if it is text (a table), never a checkpoint."""
-    check_replaceable(path, "text")
+    check_replaceable(path, "table")
     with _output(path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     return path
