@@ -142,6 +142,13 @@ def test_a_table_lacking_a_row_is_not_measured_not_a_crash(tmp_path):
         "condition,time_bin,task,images,accuracy,ci_low,ci_high,chance\nbottom-up,0,class,10,0.5,0.4,0.6,0.1\n")
     cells = {c.finding.key: c for c in card.score(tables, {})}
     assert cells["query_groups"].verdict == "not measured"
+    # the reason names the table and what it lacks, in words (it read "the tables lack single
+    # positional indexer is out-of-bounds")
+    note = cells["query_groups"].measure.note
+    assert "query_space" in note and "positional indexer" not in note and "no row" in note, note
+    (tables / "modulation_index" / "modulation_index.csv").write_text("region,time_bin,units\nV4,1,10\n")
+    note = {c.finding.key: c for c in card.score(tables, {})}["enhancement"].measure.note
+    assert "modulation_index" in note and "'Series' object" not in note and "column" in note, note
 
 
 def test_markdown_and_figure_show_every_model_side_by_side(tmp_path):

@@ -115,6 +115,15 @@ def read_table(tables: Path, name: str, file: str | None = None) -> pd.DataFrame
     return table
 
 
+def _lacking(where: Path, err: Exception) -> str:
+    """Why a finding could not be read from an analysis's tables, in words."""
+    if isinstance(err, AttributeError) and "attribute" in str(err):  # pandas: a missing column
+        return f"the tables in {where} have no column '{str(err).rsplit(' ', 1)[-1].strip(chr(39))}'"
+    if isinstance(err, KeyError):
+        return f"the tables in {where} have no row or column {err}"
+    return f"the tables in {where} have no row this finding reads (e.g. no such area or condition)"
+
+
 def _last(table: pd.DataFrame) -> pd.DataFrame:
     return table[table.time_bin == table.time_bin.max()]
 
@@ -357,11 +366,13 @@ def score(tables: Path, model_config: dict, failed: dict[str, str] | None = None
         analysis = ANALYSIS_OF[f.key]
         try:
             if analysis in failed:
-                raise KeyError(f"{analysis} (it could not run: {failed[analysis]})")
+                raise RuntimeError(f"{analysis} could not run: {failed[analysis]}")
             m = f.read(tables)
             null = f.null_from(tables) if f.null_from is not None else f.null
+        except RuntimeError as err:
+            m, null = Measure(math.nan, math.nan, math.nan, note=str(err)), math.nan
         except (KeyError, IndexError, AttributeError) as err:  # a table lacks that row or column
-            m, null = Measure(math.nan, math.nan, math.nan, note=f"the tables lack {err}"), math.nan
+            m, null = Measure(math.nan, math.nan, math.nan, note=_lacking(tables / analysis, err)), math.nan
         v, reason = verdict(f, m, null)
         cells.append(Cell(f, m, v, reason, null, view_of is None, view_of))
     return cells
