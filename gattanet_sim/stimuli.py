@@ -113,7 +113,9 @@ class StimulusSet:
         leaves nothing half-written. Returns the CSV's path.
         """
         directory = Path(directory)
-        if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        if directory.exists() and not directory.is_dir():
+            raise StimulusError(f"export directory {directory} is a file; give a new directory")
+        if directory.exists() and any(directory.iterdir()):
             raise StimulusError(f"export directory {directory} exists and is not empty")
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp", dir=directory.parent))

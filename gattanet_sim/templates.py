@@ -111,7 +111,10 @@ class Templates:
             source = dict(raw.get("source", {}))
         except (ValueError, KeyError, TypeError, AttributeError) as err:
             raise TemplateError(f"{where} is not a templates file ({type(err).__name__}: {err})") from None
-        return cls(vectors, source)
+        try:
+            return cls(vectors, source)
+        except TemplateError as err:  # NaN, inf or mismatched sizes: say which file
+            raise TemplateError(f"{where}: {err}") from None
 
     @classmethod
     def load(cls, path: Path | str) -> Templates:

@@ -755,3 +755,22 @@ def test_a_text_output_replaces_only_its_own_kind_and_never_advises_a_missing_fl
     with pytest.raises(UsageError, match="--force"):
         check_replaceable(config, "recording", force=False)  # a CLI with --force names it
     check_replaceable(config, "recording", force=True)
+
+
+def test_a_nan_templates_file_is_named_and_an_export_onto_a_file_says_so(tmp_path):
+    """The NaN-template error named the template but not the file; --export-stimuli onto a file
+    said the 'directory exists and is not empty'."""
+    import json
+
+    from gattanet_sim.stimuli import StimulusError, gratings
+    from gattanet_sim.templates import TemplateError, Templates
+
+    bad = tmp_path / "t.json"
+    bad.write_text(json.dumps({"templates": {"0": [float("nan"), 1.0], "90": [0.1, 0.2]}}))
+    with pytest.raises(TemplateError, match=f"{bad}.*template '0' holds NaN"):
+        Templates.load(bad)
+    checkpoint = tmp_path / "best.pt"
+    checkpoint.write_bytes(b"PK\x03\x04 a checkpoint")
+    with pytest.raises(StimulusError, match="is a file"):
+        gratings(orientations=[0.0]).to_brainscore(checkpoint)
+    assert checkpoint.read_bytes() == b"PK\x03\x04 a checkpoint"

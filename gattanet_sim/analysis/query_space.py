@@ -180,7 +180,8 @@ def decode(features: np.ndarray, targets: np.ndarray, ids: np.ndarray, seed: int
     kinds, counts = np.unique(targets, return_counts=True)
     if len(kinds) < 2 or counts.min() < folds:
         raise AnalysisError(f"decoding needs at least 2 classes with {folds} images each; got "
-                            f"{len(kinds)} ({', '.join(map(str, kinds[:3]))}), the smallest with {counts.min()}")
+                            f"{len(kinds)} ({', '.join(map(str, kinds[:3]))}{', ...' if len(kinds) > 3 else ''}), "
+                            f"the smallest with {counts.min()}")
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     return cross_val_predict(model, features, targets, groups=ids, cv=splitter)
