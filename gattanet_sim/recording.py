@@ -267,11 +267,13 @@ VARIABLES = {"query": "global_query"}  # a signal's variable in the file, where 
 
 
 def remove_stale_partials(path: Path) -> list[Path]:
-    """Delete the temporary files of earlier recordings of `path` whose process is gone (a killed
-    recording leaves one, hidden, as large as the recording): `.NAME.<pid>.<random>.partial`."""
+    """Delete the temporary files of earlier recordings in `path`'s directory whose process is
+    gone (a killed recording leaves one, hidden, as large as the recording, whatever its name):
+    `.NAME.<pid>.<random>.partial`."""
     removed = []
-    for partial in path.parent.glob(f".{glob_escape(path.name)}.*.partial"):
-        pid = partial.name[len(path.name) + 2:].split(".", 1)[0]
+    for partial in path.parent.glob(".*.partial"):
+        parts = partial.name[1:-len(".partial")].rsplit(".", 2)  # NAME, pid, mkstemp's random part
+        pid = parts[1] if len(parts) == 3 else ""
         if not pid.isdigit() or _alive(int(pid)):
             continue
         partial.unlink(missing_ok=True)

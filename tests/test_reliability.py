@@ -523,11 +523,14 @@ def test_a_killed_recordings_partial_file_is_removed_by_the_next_one(tmp_path):
     stale.write_bytes(b"x" * 1000)
     mine = tmp_path / f".r.nc.{os.getpid()}.def456.partial"  # a recording still going: kept
     mine.write_bytes(b"y")
+    other = tmp_path / f".killed.v2.nc.{dead}.gh_789.partial"  # a killed recording of another name
+    other.write_bytes(b"z" * 1000)
     neuroids = {"neuroid_id": np.array(["n0"], dtype=object), "region": np.array(["V1"], dtype=object)}
     with RecordingWriter(tmp_path / "r.nc", neuroids, [0], ("logits",), 4, ["x", "y"], ["stimulus_id", "label"],
                          {}) as writer:
         writer.append({"logits": np.zeros((1, 2, 1), np.float32)}, {"stimulus_id": ["s"], "label": [0]})
     assert not stale.exists() and mine.exists() and (tmp_path / "r.nc").exists()
+    assert not other.exists()  # any recording's leftover in the directory, not only this name's
 
 
 def test_a_probe_location_outside_the_image_is_refused(tmp_path):
