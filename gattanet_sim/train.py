@@ -736,7 +736,10 @@ def ensure_run(path: Path | str, fallback_dir: Path | str, small: bool = False, 
     """
     path, out = Path(path), Path(fallback_dir)
     if path.exists():
-        if path.is_file() or (path / "best.pt").exists() or (path / "last.pt").exists():
+        if path.is_file():
+            safe_load(path)  # a checkpoint, or one line saying what the file is instead
+            return path
+        if (path / "best.pt").exists() or (path / "last.pt").exists():
             return path
         raise RuntimeError(f"{path} holds no checkpoint (best.pt or last.pt): not a trained run")
     size = ({"widths": "16,16,16", "hidden": "32", "epochs": "1", "train-limit": "400",

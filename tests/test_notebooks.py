@@ -119,3 +119,15 @@ def test_small_mode_stamps_every_open_figure_once():
     stamp_open_figures()  # after every cell: an already stamped figure keeps one mark
     assert [sum(t.get_text() == MARK for t in f.texts) for f in figures] == [1, 1]
     plt.close("all")
+
+
+def test_ensure_run_refuses_a_file_that_is_no_checkpoint(tmp_path):
+    """ensure_run accepted any existing file (a lone summary.json) as a trained run."""
+    from gattanet_sim.io import UnsafeFileError
+    from gattanet_sim.train import ensure_run
+
+    summary = tmp_path / "summary.json"
+    summary.write_text('{"val_accuracy": [0.8]}\n')
+    with pytest.raises(UnsafeFileError, match="summary.json"):
+        ensure_run(summary, tmp_path / "fallback")
+    assert not (tmp_path / "fallback").exists()
