@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import json
 import math
+import shutil
 import signal
 import sys
 import time
@@ -420,7 +421,13 @@ def _main(args: argparse.Namespace, context: distributed.Context, device: torch.
     saved = safe_load(out / "last.pt") if args.resume and (out / "last.pt").exists() else None
     if saved is not None:
         check_resumable(saved["config"], config)
-    summary = train(args, config, train_set, val_set, device, out, saved, context)
+    fresh = not out.exists()
+    try:
+        summary = train(args, config, train_set, val_set, device, out, saved, context)
+    except BaseException:  # an unreadable image, a diverged loss, an interrupt: before any
+        if fresh and out.is_dir() and {p.name for p in out.iterdir()} <= {"config.json"}:  # checkpoint,
+            shutil.rmtree(out, ignore_errors=True)  # no directory that looks like a run is left
+        raise
     if isinstance(summary, int):  # stopped by a signal: the shell's convention, 128 + signal
         return 128 + summary
     if context.main:

@@ -268,3 +268,19 @@ def test_a_decompression_bomb_is_a_data_error_naming_the_file(tmp_path, monkeypa
     write_imagenet(tmp_path, "train", classes=("ant",), per_class=1)
     with pytest.raises(D.DataError, match="cannot decode image .*ant_000.JPEG"):
         D._read_rgb(next((tmp_path / "train" / "ant").iterdir()))
+
+
+def test_a_training_stopped_by_a_broken_image_leaves_no_run_directory(tmp_path, capsys):
+    """`train --dataset imagenet` on a tree holding a zero-byte JPEG gave the one-line error but
+    left OUT/ holding only config.json, a directory that looks like a run."""
+    from gattanet_sim import train
+
+    write_imagenet(tmp_path / "data", "train", per_class=2)
+    write_imagenet(tmp_path / "data", "val", per_class=1)
+    (tmp_path / "data" / "train" / "bee" / "bee_999.JPEG").write_bytes(b"")
+    out = tmp_path / "run"
+    code = train.main(["--dataset", "imagenet", "--data-root", str(tmp_path / "data"), "--image-size", "32",
+                       "--widths", "4,8,8", "--hidden", "16", "--key-dim", "4", "--batch-size", "4", "--epochs", "1",
+                       "--quiet", "--timesteps", "2", "--out-dir", str(out)])
+    assert code != 0 and "bee_999.JPEG" in capsys.readouterr().err
+    assert not out.exists()
