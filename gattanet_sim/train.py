@@ -564,16 +564,10 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
             timesteps = batch_timesteps(args, model.arrival_steps, epoch, step)
             task = detection_draws(args, epoch, step) if cued else None
             if task is not None:
-                trial = cued_task.detection_batch(images, labels, train_data.images, train_data.labels,
-                                                  model.attention.cues, task, args.cue_validity,
-                                                  args.cue_neutral, args.grid)
-                with autocast:
-                    logits = net(trial["images"].contiguous(memory_format=layout), timesteps=timesteps,
-                                 query=trial["query"])  # (B, K)
-                    loss = cued_task.detection_loss(logits, trial["question"], trial["present"])
-                answer = logits.detach().gather(1, trial["question"][:, None]).squeeze(1) > 0
-                detected[0] += (answer == trial["present"]).sum()
-                detected[1] += len(answer)
+                loss, right = detection_step(net, model, images, labels, train_data, task, args, autocast,
+                                             layout, timesteps)
+                detected[0] += right.sum()
+                detected[1] += len(right)
             else:
                 with autocast:
                     loss, logits = loss_fn(net, images, labels, args, weight, timesteps)
@@ -630,20 +624,42 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
         if context.main:
             write_metrics(history, out / "metrics.jsonl")
 
-    best_row = max(history, key=lambda r: r["val_accuracy"][-1])
-    summary = {
-        "val_accuracy": best_row["val_accuracy"], "best_epoch": best_row["epoch"],
-        "final_val_accuracy": history[-1]["val_accuracy"], "val_images": len(val_set),
-        "train_images": len(train_set), "parameters": counts,
-        "seconds_per_epoch": sum(r["seconds"] for r in history) / len(history),
-        "epochs": args.epochs, "device": str(device), "seed": args.seed, "config": config,
-        # float sums split over threads round differently: bit-identical runs need the same count
-        "threads": torch.get_num_threads(), "processes": context.world,
-        "versions": versions, "git_commit": git_commit(),
-    }
+    summary = run_summary(history, args, config, len(train_set), len(val_set), counts, device, context.world,
+                          versions)
     if context.main:
         write_json(summary, out / "summary.json")
     return summary
+
+
+def run_summary(history: list[dict], args: argparse.Namespace, config: dict, train_images: int,
+                val_images: int, counts: dict, device: torch.device, processes: int, versions: dict) -> dict:
+    """A finished run's summary.json: its best epoch's validation accuracy, what it ran on."""
+    best_row = max(history, key=lambda r: r["val_accuracy"][-1])
+    return {
+        "val_accuracy": best_row["val_accuracy"], "best_epoch": best_row["epoch"],
+        "final_val_accuracy": history[-1]["val_accuracy"], "val_images": val_images,
+        "train_images": train_images, "parameters": counts,
+        "seconds_per_epoch": sum(r["seconds"] for r in history) / len(history),
+        "epochs": args.epochs, "device": str(device), "seed": args.seed, "config": config,
+        # float sums split over threads round differently: bit-identical runs need the same count
+        "threads": torch.get_num_threads(), "processes": processes,
+        "versions": versions, "git_commit": git_commit(),
+    }
+
+
+def detection_step(net: torch.nn.Module, model: GAttANet, images: torch.Tensor, labels: torch.Tensor,
+                   train_data: ImageSet, task: torch.Generator, args: argparse.Namespace, autocast,
+                   layout: torch.memory_format, timesteps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch of the cued task: arrays around `images`, each cue's query, the detection loss;
+    returns the loss and, per array, whether the question's read-out answered right."""
+    trial = cued_task.detection_batch(images, labels, train_data.images, train_data.labels,
+                                      model.attention.cues, task, args.cue_validity, args.cue_neutral, args.grid)
+    with autocast:
+        logits = net(trial["images"].contiguous(memory_format=layout), timesteps=timesteps,
+                     query=trial["query"])  # (B, K)
+        loss = cued_task.detection_loss(logits, trial["question"], trial["present"])
+    answer = logits.detach().gather(1, trial["question"][:, None]).squeeze(1) > 0  # (B,)
+    return loss, answer == trial["present"]
 
 
 def detection_draws(args: argparse.Namespace, epoch: int, step: int) -> torch.Generator | None:
