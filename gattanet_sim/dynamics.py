@@ -298,20 +298,33 @@ class GAttANet(nn.Module):
             drive = self._noisy(name, drive, held)  # (B, C, H, W) | (B, N)
             gain = features = None
             if state is not None and name in self.attention.key and t >= self.feedback_onset(i):
-                a = self._agreement(name, area, drive, state)  # (B, P) or None
-                if a is not None:
-                    agreements[name] = a.view(_map_shape(drive))  # (B, H, W) | (B, N)
-                    if self.attention.gain_map != "feature":
-                        plain = area.activate(drive) if self.attention.gain_form == "divisive" else None
-                        gain = self.attention.gain(name, agreements[name], plain)  # the target
-                        gain = gains[name] = self._relax(gain, previous_gains, name)
-                    if self.attention.gain_map != "position":
-                        features = self.attention.feature_gain(name, state.query)  # (B, C) | (B, N)
-                        key = feature_key(name)
-                        features = gains[key] = self._relax(features, previous_gains, key)
+                gain, features = self._attend(name, area, drive, state, previous_gains, agreements, gains)
             rates[name] = self._activate(area, drive, gain, features)
             x = rates[name]
         return rates, agreements, gains
+
+    def _attend(self, name: str, area: nn.Module, drive: torch.Tensor, state: AttentionState,
+                previous_gains: dict | None, agreements: dict, gains: dict
+                ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """What the attention region feeds back to one area at one step: a gain per position
+        from the area's agreement with the global query and/or a gain per feature from the
+        query's loading on its channels, each relaxed towards its target (`gain_tau`). Records
+        the agreement and the gains in `agreements` and `gains`; returns (gain, feature gain),
+        None where that kind of gain is off."""
+        a = self._agreement(name, area, drive, state)  # (B, P) or None
+        if a is None:
+            return None, None
+        gain = features = None
+        agreements[name] = a.view(_map_shape(drive))  # (B, H, W) | (B, N)
+        if self.attention.gain_map != "feature":
+            plain = area.activate(drive) if self.attention.gain_form == "divisive" else None
+            gain = self.attention.gain(name, agreements[name], plain)  # the target
+            gain = gains[name] = self._relax(gain, previous_gains, name)
+        if self.attention.gain_map != "position":
+            features = self.attention.feature_gain(name, state.query)  # (B, C) | (B, N)
+            key = feature_key(name)
+            features = gains[key] = self._relax(features, previous_gains, key)
+        return gain, features
 
     def _noisy(self, name: str, drive: torch.Tensor, held: dict | None) -> torch.Tensor:
         """The drive plus unit noise of sd `noise_std`, drawn per unit and step; with
