@@ -24,19 +24,17 @@ class UnsafeFileError(ValueError):
     """A file that is not what it claims, or whose loading would run code."""
 
 
-def honour_umask(path: Path | str) -> None:
+def honour_umask(path: Path | str, mode: int = 0o666) -> None:
     """Give a file made by `tempfile.mkstemp` (always mode 0600) the mode `open` would have
     given it under the process's umask, so that a lab's shared runs stay readable."""
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+    os.chmod(path, mode & ~umask)
 
 
 def honour_umask_dir(path: Path | str) -> None:
     """The same for a directory made by `tempfile.mkdtemp` (always mode 0700)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o777 & ~umask)
+    honour_umask(path, 0o777)
 
 
 @contextmanager

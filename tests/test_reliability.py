@@ -338,20 +338,12 @@ def test_random_train_arguments_never_traceback(tmp_path_factory, argv):
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(TOKENS, max_size=6))
 def test_random_record_and_evaluate_arguments_never_traceback(run_dir, tmp_path_factory, argv):
-    import contextlib
-    import io
-
     out = tmp_path_factory.mktemp("fuzz") / "r.nc"
     for main, args in ((record.main, [str(run_dir), *argv, "--limit", "3", "--out", str(out)]),
                        (evaluate.main, [str(run_dir), *argv, "--limit", "3"])):
-        err = io.StringIO()
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            try:
-                code = main(args)
-            except SystemExit as exc:
-                code = exc.code
+        code, err = exit_code(main, args)
         if code != 0:
-            one_line_error(code, err.getvalue())
+            one_line_error(code, err)
 
 
 def test_outputs_never_replace_a_checkpoint_or_another_kind_of_file(tmp_path, capsys):
