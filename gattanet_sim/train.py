@@ -27,6 +27,7 @@ import shutil
 import signal
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -459,6 +460,30 @@ def resident(data, device: torch.device, budget: float = 4e9):
     return ImageSet(data.images.to(device), data.labels.to(device), data.classes, data.name)
 
 
+@dataclass
+class Progress:
+    """Where a run stands: what `last.pt` keeps and `--resume` restores."""
+
+    epoch: int = 0
+    step: int = 0  # batches done in this epoch
+    history: list[dict] = field(default_factory=list)  # one row per finished epoch
+    best: float = -1.0  # the best validation accuracy at the last step so far
+    totals: list = field(default_factory=lambda: [0.0, 0, 0])  # this epoch's loss sum, correct, images
+    detected: list = field(default_factory=lambda: [0, 0])  # this epoch's cued-task right answers, arrays
+    augment_rng: torch.Generator | None = None  # this epoch's augmentation draws
+
+    @classmethod
+    def restore(cls, saved: dict, model: GAttANet, optimizer, scheduler) -> Progress:
+        """The state of a `last.pt`, loaded into the model, optimizer, scheduler and RNG."""
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["rng"])
+        rng = saved.get("augment_rng")
+        return cls(saved["epoch"], saved["step"], saved["history"], saved["best"], saved["totals"],
+                   saved.get("detected", [0, 0]), None if rng is None else torch.Generator().set_state(rng))
+
+
 def train(args, config, train_set, val_set, device, out: Path, saved: dict | None,
           context: distributed.Context | None = None) -> dict | int:
     """The training loop; returns the summary, or the signal number that stopped it.
@@ -469,100 +494,62 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
     """
     context = context or distributed.Context()
     torch.manual_seed(args.seed)
-    image_size = train_set.image_size
-    options = model_options(args, len(train_set.classes), image_size)
-    try:
-        model = build_model(args.model, **options).to(device)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
-    if model.arrival_steps > args.timesteps:
-        raise UsageError(f"{args.mode} mode needs --timesteps >= {model.arrival_steps} "
-                         "for the input to reach the read-out")
-    if saved is None and args.init is not None:
-        start_from(model, args, train_set, device)
-    cuda = device.type == "cuda"
-    model, autocast, layout = device_policy(model, device, args.precision)
-    if context.distributed:
-        distributed.synchronise_batch_norm(model)
+    model, autocast, layout = build(args, train_set, device, context, fine_tune=saved is None)
     optimizer = make_optimizer(model, args)
     steps_per_epoch = math.ceil(len(train_set) / args.batch_size)
     scheduler = make_scheduler(optimizer, args.epochs * steps_per_epoch)
-    epoch, step, history, best, totals = 0, 0, [], -1.0, [0.0, 0, 0]
-    resumed_detected = [0, 0]  # the cued task's right answers and arrays so far this epoch
-    every = SYNC_EVERY if cuda else CPU_SYNC_EVERY  # steps between waits for the device
-    augment_rng = None
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        epoch, step, history, best = saved["epoch"], saved["step"], saved["history"], saved["best"]
-        totals = saved["totals"]
-        resumed_detected = saved.get("detected", [0, 0])
-        torch.set_rng_state(saved["rng"])
-        if saved.get("augment_rng") is not None:
-            augment_rng = torch.Generator().set_state(saved["augment_rng"])
-        if context.main:
-            print(f"resuming {out} at epoch {epoch} step {step}", file=sys.stderr)
+    at = Progress() if saved is None else Progress.restore(saved, model, optimizer, scheduler)
+    if saved is not None and context.main:
+        print(f"resuming {out} at epoch {at.epoch} step {at.step}", file=sys.stderr)
     if context.main:
         out.mkdir(parents=True, exist_ok=True)
         write_json(config, out / "config.json")
     stop = StopFlag()
-    net = model
-    if context.distributed:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if cuda else None,
-            find_unused_parameters=model.attention is not None and (args.mode == "cascade" or args.timesteps < 2
-                                                                  or any(model.feedback_delays.values())))
-    if args.compile:
-        net = torch.compile(net)
+    net = for_training(model, args, context, device)
     train_data = resident(train_set, device)
-    weight = None
     cued = args.task == "cued-detection"
     probe = detection_probe(val_set, len(train_set.classes), args.grid) if cued else None
-    counts = {"backbone": sum(p.numel() for p in model.backbone.parameters()),
-              "attention": sum(p.numel() for p in model.attention.parameters()) if model.attention else 0}
-
+    every = SYNC_EVERY if device.type == "cuda" else CPU_SYNC_EVERY  # steps between waits for the device
     versions = package_versions()
 
     def checkpoint(path: Path, **extra) -> None:
-        if not context.main:
-            return
-        atomic_save({"model": model.state_dict(), "model_config": model.config, "config": config,
-                     "versions": versions, **extra}, path)
+        if context.main:
+            atomic_save({"model": model.state_dict(), "model_config": model.config, "config": config,
+                         "versions": versions, **extra}, path)
 
-    def save_last(epoch_: int, step_: int, rng) -> None:
+    def save_last(running: torch.Tensor, detected: torch.Tensor) -> None:
+        rng = at.augment_rng
         checkpoint(out / "last.pt", optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                   epoch=epoch_, step=step_, history=history, best=best,
+                   epoch=at.epoch, step=at.step, history=at.history, best=at.best,
                    totals=distributed.reduce_sum(running, context).tolist(), detected=detected.tolist(),
                    rng=torch.get_rng_state(), augment_rng=None if rng is None else rng.get_state())
 
-    while epoch < args.epochs:
+    while at.epoch < args.epochs:
         model.train()
         if args.train_only == "control":
             hold_statistics(model)
-        if augment_rng is None:
-            augment_rng = torch.Generator().manual_seed(args.seed * 1_000_003 + epoch)
+        if at.augment_rng is None:
+            at.augment_rng = torch.Generator().manual_seed(args.seed * 1_000_003 + at.epoch)
         started = time.perf_counter()
-        order = epoch_order(len(train_set), args.seed, epoch)
+        order = epoch_order(len(train_set), args.seed, at.epoch)
         stream = batches(train_data, args.batch_size, device, order,
-                         augment_rng if args.augment else None, start=step,
+                         at.augment_rng if args.augment else None, start=at.step,
                          shard=(context.rank, context.world))
-        bar = tqdm(stream, total=steps_per_epoch, initial=step,  # None: a bar only on a terminal
+        bar = tqdm(stream, total=steps_per_epoch, initial=at.step,  # None: a bar only on a terminal
                    disable=args.quiet or not context.main or None,
-                   desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", leave=False)
+                   desc=f"epoch {at.epoch + 1}/{args.epochs}", unit="batch", leave=False)
         # loss sum, correct, images (of the whole epoch so far on rank 0: the ranks' sums add up)
-        running = torch.tensor(totals if context.main else [0.0, 0, 0], dtype=torch.float64, device=device)
-        detected = torch.tensor(resumed_detected, dtype=torch.long, device=device)  # right answers, arrays
-        resumed_detected = [0, 0]
+        running = torch.tensor(at.totals if context.main else [0.0, 0, 0], dtype=torch.float64, device=device)
+        detected = torch.tensor(at.detected, dtype=torch.long, device=device)  # right answers, arrays
         first_bad = (torch.full((), -1, dtype=torch.long, device=device),  # step, loss of the first
                      torch.zeros((), device=device))  # non-finite loss since the last check
         for images, labels in bar:
+            weight = None
             if context.distributed:  # this process's part of a global batch of `whole` images
-                whole = min(args.batch_size, len(train_set) - step * args.batch_size)
-                weight = context.world / whole
+                weight = context.world / min(args.batch_size, len(train_set) - at.step * args.batch_size)
+            timesteps = batch_timesteps(args, model.arrival_steps, at.epoch, at.step)
+            task = detection_draws(args, at.epoch, at.step) if cued else None
             images = images.contiguous(memory_format=layout)
-            timesteps = batch_timesteps(args, model.arrival_steps, epoch, step)
-            task = detection_draws(args, epoch, step) if cued else None
             if task is not None:
                 loss, right = detection_step(net, model, images, labels, train_data, task, args, autocast,
                                              layout, timesteps)
@@ -573,62 +560,103 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
                     loss, logits = loss_fn(net, images, labels, args, weight, timesteps)
             loss_sum = loss.detach() * len(labels) if weight is None else loss.detach() / weight
             new = ~torch.isfinite(loss.detach()) & (first_bad[0] < 0)
-            first_bad = (torch.where(new, step, first_bad[0]), torch.where(new, loss.detach().float(), first_bad[1]))
-            if step % every == every - 1:
-                check_finite(first_bad, epoch, out)
+            first_bad = (torch.where(new, at.step, first_bad[0]),
+                         torch.where(new, loss.detach().float(), first_bad[1]))
+            if at.step % every == every - 1:
+                check_finite(first_bad, at.epoch, out)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
-            step += 1
+            at.step += 1
             if task is None:
                 running[0] += loss_sum.double()  # in place on the device: no copy, no wait
                 running[1] += (logits.argmax(1) == labels).sum()
                 running[2] += len(labels)
-            if step % every == 0 and not args.quiet and context.main:
+            if at.step % every == 0 and not args.quiet and context.main:
                 shown = running.tolist()
                 bar.set_postfix(loss=f"{shown[0] / shown[2]:.3f}", acc=f"{shown[1] / shown[2]:.3f}")
-            if step % every == 0 and distributed.any_process(
-                    stop.signal is not None, context, device):
-                check_finite(first_bad, epoch, out)
-                save_last(epoch, step, augment_rng)
-                print(f"stopped by signal {stop.signal}: {out / 'last.pt'} saved at epoch {epoch} "
-                      f"step {step}; continue with the same arguments plus --resume", file=sys.stderr)
+            if at.step % every == 0 and distributed.any_process(stop.signal is not None, context, device):
+                check_finite(first_bad, at.epoch, out)
+                save_last(running, detected)
+                print(f"stopped by signal {stop.signal}: {out / 'last.pt'} saved at epoch {at.epoch} "
+                      f"step {at.step}; continue with the same arguments plus --resume", file=sys.stderr)
                 return stop.signal
         bar.close()
-        check_finite(first_bad, epoch, out)
-        seconds = time.perf_counter() - started
-        val = validate(model, val_set, args.timesteps, device, context)
-        totals = distributed.reduce_sum(running, context).tolist()
-        seen = totals[2] or math.nan  # images of classification batches (all but the cued task's)
-        row = {"epoch": epoch + 1, "train_loss": totals[0] / seen, "train_accuracy": totals[1] / seen,
-               "val_accuracy": val["accuracy"], "val_loss": val["loss"],
-               "lr": scheduler.get_last_lr()[0], "seconds": seconds}
-        if model.attention is not None:
-            row["alpha"] = {n: round(a, 5) for n, a in model.attention.alpha_values().items()}
-        if cued:
-            done = detected.tolist()
-            row["train_detection_accuracy"] = done[0] / done[1] if done[1] else math.nan
-            row["val_detection"] = validate_detection(model, probe, args.timesteps)
-        history.append(row)
+        check_finite(first_bad, at.epoch, out)
+        row = epoch_row(model, val_set, probe, args, context, device, running, detected,
+                        time.perf_counter() - started, at.epoch, scheduler.get_last_lr()[0])
+        at.history.append(row)
+        improved = row["val_accuracy"][-1] > at.best
+        at = Progress(at.epoch + 1, 0, at.history, max(at.best, row["val_accuracy"][-1]))  # the next epoch
+        if improved:
+            checkpoint(out / "best.pt", epoch=at.epoch, val_accuracy=row["val_accuracy"])
+        save_last(torch.zeros(3, dtype=torch.float64, device=device), torch.zeros(2, dtype=torch.long, device=device))
         if context.main:
-            print(f"epoch {epoch + 1}: loss {row['train_loss']:.3f} train {row['train_accuracy']:.4f} "
-              f"val {' '.join(f'{a:.4f}' for a in val['accuracy'])} ({seconds:.0f} s)", file=sys.stderr)
-        epoch, step, totals, augment_rng = epoch + 1, 0, [0.0, 0, 0], None
-        running = torch.zeros(3, dtype=torch.float64, device=device)
-        detected = torch.zeros(2, dtype=torch.long, device=device)
-        if val["accuracy"][-1] > best:
-            best = val["accuracy"][-1]
-            checkpoint(out / "best.pt", epoch=epoch, val_accuracy=val["accuracy"])
-        save_last(epoch, step, None)
-        if context.main:
-            write_metrics(history, out / "metrics.jsonl")
+            write_metrics(at.history, out / "metrics.jsonl")
 
-    summary = run_summary(history, args, config, len(train_set), len(val_set), counts, device, context.world,
+    counts = {"backbone": sum(p.numel() for p in model.backbone.parameters()),
+              "attention": sum(p.numel() for p in model.attention.parameters()) if model.attention else 0}
+    summary = run_summary(at.history, args, config, len(train_set), len(val_set), counts, device, context.world,
                           versions)
     if context.main:
         write_json(summary, out / "summary.json")
     return summary
+
+
+def build(args: argparse.Namespace, train_set, device: torch.device, context: distributed.Context,
+          fine_tune: bool = True):
+    """The model a run trains, on its device: (model, autocast context, input layout). A
+    fine-tuning run (`--init`) starts from the trained run's weights (unless `fine_tune` is
+    False: a resumed run loads its own)."""
+    options = model_options(args, len(train_set.classes), train_set.image_size)
+    try:
+        model = build_model(args.model, **options).to(device)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if model.arrival_steps > args.timesteps:
+        raise UsageError(f"{args.mode} mode needs --timesteps >= {model.arrival_steps} "
+                         "for the input to reach the read-out")
+    if fine_tune and args.init is not None:
+        start_from(model, args, train_set, device)
+    model, autocast, layout = device_policy(model, device, args.precision)
+    if context.distributed:
+        distributed.synchronise_batch_norm(model)
+    return model, autocast, layout
+
+
+def for_training(model: GAttANet, args: argparse.Namespace, context: distributed.Context,
+                 device: torch.device) -> torch.nn.Module:
+    """The module the loop calls: the model, wrapped for several processes and/or compiled."""
+    net = model
+    if context.distributed:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=model.attention is not None and (args.mode == "cascade" or args.timesteps < 2
+                                                                  or any(model.feedback_delays.values())))
+    return torch.compile(net) if args.compile else net
+
+
+def epoch_row(model: GAttANet, val_set, probe: dict | None, args: argparse.Namespace,
+              context: distributed.Context, device: torch.device, running: torch.Tensor, detected: torch.Tensor,
+              seconds: float, epoch: int, lr: float) -> dict:
+    """A finished epoch's line of metrics.jsonl: training loss and accuracy, validation per
+    timestep, the alphas and (cued task) detection; printed on the main process."""
+    val = validate(model, val_set, args.timesteps, device, context)
+    totals = distributed.reduce_sum(running, context).tolist()
+    seen = totals[2] or math.nan  # images of classification batches (all but the cued task's)
+    row = {"epoch": epoch + 1, "train_loss": totals[0] / seen, "train_accuracy": totals[1] / seen,
+           "val_accuracy": val["accuracy"], "val_loss": val["loss"], "lr": lr, "seconds": seconds}
+    if model.attention is not None:
+        row["alpha"] = {n: round(a, 5) for n, a in model.attention.alpha_values().items()}
+    if probe is not None:
+        done = detected.tolist()
+        row["train_detection_accuracy"] = done[0] / done[1] if done[1] else math.nan
+        row["val_detection"] = validate_detection(model, probe, args.timesteps)
+    if context.main:
+        print(f"epoch {epoch + 1}: loss {row['train_loss']:.3f} train {row['train_accuracy']:.4f} "
+              f"val {' '.join(f'{a:.4f}' for a in val['accuracy'])} ({seconds:.0f} s)", file=sys.stderr)
+    return row
 
 
 def run_summary(history: list[dict], args: argparse.Namespace, config: dict, train_images: int,
