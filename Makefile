@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: train test lab benchmark experiments scorecard cued clean runs checkpoint-accuracy
+.PHONY: train test lab notebooks benchmark experiments scorecard cued clean runs checkpoint-accuracy
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ test: $(STAMP)
 lab: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[lab]'
 	$(PY) -m jupyter lab notebooks/
+
+# Every notebook run headless with its defaults (the shipped checkpoints, nothing trained), as
+# "Run all" in the lab would: fails on a cell error or a notebook slower than its stated time.
+notebooks: $(STAMP)
+	$(PY) benchmarks/notebook_times.py
 
 # The experiments of the README on a trained run: two stimuli in a receptive field (attend A /
 # attend B / off) and cued composite search displays (valid / neutral / invalid), each

@@ -51,6 +51,17 @@ def _new_paths() -> set[str] | None:
     return {p for p in paths if not CACHES & set(Path(p).parts) and not p.endswith(".tmp")}
 
 
+def test_every_notebook_states_its_measured_time_where_the_timing_script_reads_it():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("notebook_times", ROOT / "benchmarks" / "notebook_times.py")
+    timing = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(timing)
+    for path in NOTEBOOKS:
+        stated = timing.stated_seconds(nbformat.read(path, as_version=4))
+        assert stated is not None and 1 <= stated <= 1800, f"{path.name}: state its run time as '**N s measured'"
+
+
 STAMPED = """
 import matplotlib.pyplot as plt
 from gattanet_sim.notebooks import MARK
