@@ -4,6 +4,11 @@
         [--variants cue,neutral-only] [--seeds 0,1,2] [--epochs 3] [--jobs 1] [--table-only]
     python benchmarks/cued_detection_study.py --variants cue,neutral-only,cue-T4-recipe,\
         neutral-only-T4-recipe --seeds 0,1,2,3,4 --jobs 5     # on a GPU: seeds side by side
+    python benchmarks/cued_detection_study.py --variants cue-frozen-T4-recipe,\
+        neutral-only-frozen-T4-recipe --seeds 0,1,2,3 --no-recipe  # T = 4, visual system fixed
+
+The table is written for the variants and seeds named: name every variant the report should
+hold (results/README.md gives the command of results/cued_detection.md).
 
 For every variant and seed it fine-tunes a trained run of that seed on the cued task into
 runs/toy_cifar10/cued/<variant>-s<seed>: the recipe's T = 2 run (runs/toy_cifar10/
@@ -78,6 +83,11 @@ VARIANTS = {
     "neutral-only-frozen-T4": (["--gain-map", "both", "--cue-neutral", "1", "--train-only", "control",
                                 "--timesteps", "4", "--norm-steps", "2", "--gain-tau", "1",
                                 "--no-random-timesteps"], 4, "T2"),
+    # the same at T = 4 on the visual system of the recipe for T > 2 (statistics per step, gain
+    # time constant 2, T drawn per batch), which was trained to run 4 steps
+    "cue-frozen-T4-recipe": (CUED + ["--train-only", "control", "--timesteps", "4"], 4, "T4"),
+    "neutral-only-frozen-T4-recipe": (["--gain-map", "both", "--cue-neutral", "1", "--train-only", "control",
+                                       "--timesteps", "4"], 4, "T4"),
     "cue-alpha-lr-0.1": (CUED + ["--alpha-lr", "0.1"], 2, "T2"),  # the alphas moved less: classification kept?
     # T = 4 fine-tuned from the T = 2 recipe run, with its two sets of statistics and no time constant
     # (the recipe for T > 2 needs a T = 4 run to start from: cue-T4-recipe)
