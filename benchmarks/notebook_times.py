@@ -25,6 +25,8 @@ from pathlib import Path
 import nbclient
 import nbformat
 
+from gattanet_sim.cli import Parser, positive_int
+
 ROOT = Path(__file__).resolve().parents[1]
 STATED = re.compile(r"\*\*\s*(\d+) s measured")
 
@@ -39,18 +41,27 @@ def stated_seconds(nb) -> int | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python benchmarks/notebook_times.py", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("notebooks", nargs="*", type=Path, default=sorted((ROOT / "notebooks").glob("*.ipynb")))
     p.add_argument("--keep", type=Path, help="write each executed notebook into this folder")
-    p.add_argument("--timeout", type=int, default=1800, help="seconds a cell may take (default 1800)")
+    p.add_argument("--timeout", type=positive_int, default=1800, help="seconds a cell may take (default 1800)")
     args = p.parse_args(argv)
     if os.environ.get("GATTANET_SMALL"):
         p.error("GATTANET_SMALL is set: unset it to time the notebooks as a reader runs them")
+    for path in args.notebooks:
+        if not path.is_file():
+            p.error(f"{path}: no such notebook")
+    if args.keep is not None and args.keep.exists() and not args.keep.is_dir():
+        p.error(f"--keep {args.keep}: is a file, not a folder")
     warnings.filterwarnings("ignore", message="Cell is missing an id field")  # notebooks of nbformat 4.4
     failed = 0
     print(f"{'notebook':34s} {'measured':>9s} {'stated':>7s} {'ratio':>6s}")
     for path in args.notebooks:
-        nb = nbformat.read(path, as_version=4)
+        try:
+            nb = nbformat.read(path, as_version=4)
+        except Exception as err:  # not JSON, not a notebook: nbformat raises several kinds
+            p.error(f"{path}: not a readable notebook ({type(err).__name__})")
         stated = stated_seconds(nb)
         started = time.perf_counter()
         try:

@@ -62,6 +62,15 @@ def test_every_notebook_states_its_measured_time_where_the_timing_script_reads_i
         assert stated is not None and 1 <= stated <= 1800, f"{path.name}: state its run time as '**N s measured'"
 
 
+def test_the_timing_script_refuses_a_missing_notebook_in_one_line(tmp_path):
+    import sys
+
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "notebook_times.py"), str(tmp_path / "no.ipynb")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2 and "no such notebook" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
 STAMPED = """
 import matplotlib.pyplot as plt
 from gattanet_sim.notebooks import MARK
