@@ -36,8 +36,9 @@ def table(valid: float, invalid: float) -> pd.DataFrame:
 
 def test_summary_over_seeds_signs_the_invalid_contrast_and_pairs_accuracy(study):
     tables = {"cue": {0: table(0.10, -0.05), 1: table(0.12, -0.07), 2: table(0.08, -0.03)}}
-    summary, report = study.summarise(tables, {"cue": {0: 0.80, 1: 0.81, 2: 0.79}},
-                                      {"cue": {0: 0.805, 1: 0.81, 2: 0.80}})
+    summary = study.summarise(tables, {"cue": {0: 0.80, 1: 0.81, 2: 0.79}},
+                              {"cue": {0: 0.805, 1: 0.81, 2: 0.80}})
+    report = study.report(summary)
     get = lambda measure: summary[(summary.variant == "cue") & (summary.measure == measure)].iloc[0]  # noqa: E731
     valid = get("d_prime: valid - neutral")
     half = stats.t.ppf(0.975, 2) * pd.Series([0.10, 0.12, 0.08]).std() / 3 ** 0.5
@@ -48,3 +49,31 @@ def test_summary_over_seeds_signs_the_invalid_contrast_and_pairs_accuracy(study)
     assert accuracy["mean"] == pytest.approx(100 * (-0.005 + 0.0 - 0.01) / 3)
     assert get("fa_rate valid (grey)")["mean"] == pytest.approx(0.1)
     assert "## cue" in report and "valid - neutral" in report
+
+
+def test_rewriting_the_report_never_drops_a_variant_or_seeds(study, tmp_path):
+    """A variant not summarised now, or summarised over fewer seeds than before, keeps its rows;
+    one with as many seeds or more is replaced in place; a new one is appended."""
+    two = lambda valid: {s: table(valid, -0.05) for s in (0, 1)}  # noqa: E731
+    three = lambda valid: {s: table(valid, -0.05) for s in (0, 1, 2)}  # noqa: E731
+    earlier = study.summarise({"a": three(0.1), "b": three(0.2), "c": three(0.3)}, {}, {})
+    csv = tmp_path / "seeds.csv"
+    earlier.to_csv(csv, index=False)
+    earlier = pd.read_csv(csv)  # as main reads it: the report must not change on the way
+    assert study.report(earlier) == study.report(study.summarise({"a": three(0.1), "b": three(0.2),
+                                                                   "c": three(0.3)}, {}, {}))
+    now = study.summarise({"a": two(0.9), "c": three(0.7), "d": three(0.4)}, {}, {})
+    merged, kept = study.merge(now, earlier)
+    assert list(dict.fromkeys(merged.variant)) == ["a", "b", "c", "d"]
+    valid = merged[merged.measure == "d_prime: valid - neutral"].set_index("variant")["mean"]
+    assert valid.to_dict() == pytest.approx({"a": 0.1, "b": 0.2, "c": 0.7, "d": 0.4})
+    assert kept == ["kept the earlier 3-seed rows of a (summarised here over 2)"]
+
+
+def test_compare_pairs_variants_by_seed(study):
+    summary = study.summarise({"a": {0: table(0.10, -0.05), 1: table(0.20, -0.06), 2: table(0.30, -0.04)},
+                               "b": {0: table(0.05, -0.01), 1: table(0.10, -0.02)}}, {}, {})
+    diff = study.compare(summary, "a", "b").set_index("measure")
+    assert diff.loc["d_prime: valid - neutral", "difference"] == pytest.approx((0.05 + 0.10) / 2)
+    assert diff.loc["d_prime: neutral - invalid", "difference"] == pytest.approx((0.04 + 0.04) / 2)
+    assert (diff.seeds == 2).all()
