@@ -9,7 +9,8 @@
 
 The report keeps every variant it held before: a variant summarised here replaces its earlier
 rows only when it has at least as many seeds (results/README.md gives the commands).
-`--compare A,B` also prints A minus B per d' contrast, paired by seed.
+`--compare A,B` also prints A minus B per d' contrast, paired by seed; `--against-bottom-up` each
+cue type's d' minus d' with no cue (the paper's network), paired by seed.
 
 For every variant and seed it fine-tunes a trained run of that seed on the cued task into
 runs/toy_cifar10/cued/<variant>-s<seed>: the recipe's T = 2 run (runs/toy_cifar10/
@@ -242,6 +243,23 @@ def merge(new: pd.DataFrame, earlier: pd.DataFrame) -> tuple[pd.DataFrame, list[
     return pd.concat([p for p in parts if not p.empty] or [new], ignore_index=True), kept
 
 
+def against(table: pd.DataFrame, variant: str, reference: str = "bottom-up") -> pd.DataFrame:
+    """d' of every cue type minus d' under `reference` (default: no cue, the paper's network),
+    per time bin, paired by seed, on arrays: whether a benefit over the neutral cue is also one
+    over no cue at all, or the neutral cue's own cost."""
+    part = table[table.variant == variant]
+    rows = []
+    for cue in ("valid", "neutral", "invalid"):
+        for time_bin in sorted(part.time_bin[part.time_bin >= 0].unique()):
+            x, y = ([float(v) for v in part[(part.measure == f"d_prime {c} (array)")
+                                             & (part.time_bin == time_bin)].per_seed.item().split(", ")]
+                    for c in (cue, reference))
+            mean, low, high = t_interval([u - v for u, v in zip(x, y)])
+            rows.append({"measure": f"d_prime: {cue} - {reference}", "time_bin": time_bin, "difference": mean,
+                         "ci_low": low, "ci_high": high, "seeds": len(x)})
+    return pd.DataFrame(rows)
+
+
 def compare(table: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
     """Variant `a` minus variant `b` per d' contrast and time bin, paired by seed. `per_seed`
     lists seeds in the order they were run; every command in results/README.md runs seeds 0, 1,
@@ -295,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table-only", action="store_true", help="only summarise what exists")
     p.add_argument("--compare", type=name_list, default=None, metavar="A,B",
                    help="also print variant A minus variant B per d' contrast, paired by seed")
+    p.add_argument("--against-bottom-up", action="store_true",
+                   help="also print, per variant named, each cue type's d' minus d' with no cue, paired by seed")
     args = p.parse_args(argv)
     if args.compare is not None and len(args.compare) != 2:
         p.error(f"--compare takes two variants, got {len(args.compare)}")
@@ -333,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     with atomic_path(RESULTS / "cued_detection.md") as tmp:
         tmp.write_text(text + "\n")
     print(text)
+    if args.against_bottom_up:
+        for variant in (v for v in args.variants if v in set(table.variant)):
+            print(f"\n{variant}, against no cue, paired by seed:\n" + against(table, variant).to_string(index=False))
     if args.compare:
         a, b = args.compare
         missing = [v for v in (a, b) if v not in set(table.variant)]

@@ -77,3 +77,12 @@ def test_compare_pairs_variants_by_seed(study):
     assert diff.loc["d_prime: valid - neutral", "difference"] == pytest.approx((0.05 + 0.10) / 2)
     assert diff.loc["d_prime: neutral - invalid", "difference"] == pytest.approx((0.04 + 0.04) / 2)
     assert (diff.seeds == 2).all()
+
+
+def test_against_bottom_up_pairs_each_cue_with_no_cue_by_seed(study):
+    """table(): d' is 1 + (difference to neutral), the neutral cue's 1, no cue's 1.02."""
+    summary = study.summarise({"a": {0: table(0.10, -0.05), 1: table(0.20, -0.07)}}, {}, {})
+    diff = study.against(summary, "a").set_index("measure").difference
+    assert diff["d_prime: valid - bottom-up"] == pytest.approx(0.15 - 0.02)
+    assert diff["d_prime: neutral - bottom-up"] == pytest.approx(-0.02)
+    assert diff["d_prime: invalid - bottom-up"] == pytest.approx(-0.06 - 0.02)
