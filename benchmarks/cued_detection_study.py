@@ -9,7 +9,8 @@
 
 The report keeps every variant it held before: a variant summarised here replaces its earlier
 rows only when it has at least as many seeds (results/README.md gives the commands).
-`--compare A,B` also prints A minus B per d' contrast, paired by seed; `--against-bottom-up` each
+`--compare A,B` also prints A minus B per d' contrast, paired by seed (from both
+variants' recordings of the seeds named); `--against-bottom-up` each
 cue type's d' minus d' with no cue (the paper's network), paired by seed.
 
 For every variant and seed it fine-tunes a trained run of that seed on the cued task into
@@ -260,22 +261,20 @@ def against(table: pd.DataFrame, variant: str, reference: str = "bottom-up") -> 
     return pd.DataFrame(rows)
 
 
-def compare(table: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
-    """Variant `a` minus variant `b` per d' contrast and time bin, paired by seed. `per_seed`
-    lists seeds in the order they were run; every command in results/README.md runs seeds 0, 1,
-    ... in order, so the first n of each are the same n seeds."""
+def compare(first: dict[int, pd.DataFrame], second: dict[int, pd.DataFrame]) -> pd.DataFrame:
+    """One variant minus another per d' contrast and time bin, on arrays, paired by seed over the
+    seeds both recorded (seed -> `detection_table` each): runs of the same seed start from the
+    same trained network, so the difference is the variants' own."""
+    seeds = sorted(set(first) & set(second))
     rows = []
-    for label in CONTRASTS:
-        measure = f"d_prime: {label}"
-        first = table[(table.variant == a) & (table.measure == measure)]
-        second = table[(table.variant == b) & (table.measure == measure)]
-        for time_bin in sorted(set(first.time_bin) & set(second.time_bin)):
-            x, y = ([float(v) for v in part[part.time_bin == time_bin].per_seed.item().split(", ")]
-                    for part in (first, second))
-            n = min(len(x), len(y))
-            mean, low, high = t_interval([u - v for u, v in zip(x[:n], y[:n])])
-            rows.append({"measure": measure, "time_bin": time_bin, "difference": mean, "ci_low": low,
-                         "ci_high": high, "seeds": n})
+    for label, (cue, sign) in CONTRASTS.items():
+        for time_bin in sorted(set(first[seeds[0]].time_bin) & set(second[seeds[0]].time_bin)):
+            value = {name: [sign * t.loc[(t.display == "array") & (t.cue_type == cue) & (t.time_bin == time_bin),
+                                         "d_prime_minus_neutral"].item() for t in (part[s] for s in seeds)]
+                     for name, part in (("first", first), ("second", second))}
+            mean, low, high = t_interval([u - v for u, v in zip(value["first"], value["second"])])
+            rows.append({"measure": f"d_prime: {label}", "time_bin": time_bin, "difference": mean,
+                         "ci_low": low, "ci_high": high, "seeds": ", ".join(map(str, seeds))})
     return pd.DataFrame(rows)
 
 
@@ -358,10 +357,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{variant}, against no cue, paired by seed:\n" + against(table, variant).to_string(index=False))
     if args.compare:
         a, b = args.compare
-        missing = [v for v in (a, b) if v not in set(table.variant)]
-        if missing:
-            raise SystemExit(f"--compare: {', '.join(missing)} not in {csv.relative_to(ROOT)}")
-        print(f"\n{a} minus {b}, paired by seed:\n" + compare(table, a, b).to_string(index=False))
+        recorded = [{s: detection_table(open_recording(RECORDINGS / f"{v}-s{s}.nc")) for s in args.seeds
+                     if (RECORDINGS / f"{v}-s{s}.nc").exists()} for v in (a, b)]
+        if not set(recorded[0]) & set(recorded[1]):
+            raise SystemExit(f"--compare: {a} and {b} share no recorded seed of {args.seeds} in "
+                             f"{RECORDINGS.relative_to(ROOT)}")
+        print(f"\n{a} minus {b}, paired by seed:\n" + compare(*recorded).to_string(index=False))
     return 0
 
 

@@ -71,12 +71,13 @@ def test_rewriting_the_report_never_drops_a_variant_or_seeds(study, tmp_path):
 
 
 def test_compare_pairs_variants_by_seed(study):
-    summary = study.summarise({"a": {0: table(0.10, -0.05), 1: table(0.20, -0.06), 2: table(0.30, -0.04)},
-                               "b": {0: table(0.05, -0.01), 1: table(0.10, -0.02)}}, {}, {})
-    diff = study.compare(summary, "a", "b").set_index("measure")
-    assert diff.loc["d_prime: valid - neutral", "difference"] == pytest.approx((0.05 + 0.10) / 2)
-    assert diff.loc["d_prime: neutral - invalid", "difference"] == pytest.approx((0.04 + 0.04) / 2)
-    assert (diff.seeds == 2).all()
+    """Only the seeds both variants recorded count, each paired with its own seed."""
+    first = {0: table(0.10, -0.05), 1: table(0.20, -0.06), 2: table(0.30, -0.04)}
+    second = {0: table(0.05, -0.01), 2: table(0.10, -0.02)}
+    diff = study.compare(first, second).set_index("measure")
+    assert diff.loc["d_prime: valid - neutral", "difference"] == pytest.approx((0.05 + 0.20) / 2)
+    assert diff.loc["d_prime: neutral - invalid", "difference"] == pytest.approx((0.04 + 0.02) / 2)
+    assert (diff.seeds == "0, 2").all()
 
 
 def test_against_bottom_up_pairs_each_cue_with_no_cue_by_seed(study):
