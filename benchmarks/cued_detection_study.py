@@ -92,7 +92,8 @@ VARIANTS = {
     "neutral-only-frozen-T4-recipe": (["--gain-map", "both", "--cue-neutral", "1", "--train-only", "control",
                                        "--timesteps", "4"], 4, "T4"),
     # the proportion-valid effect: the cueing effect (valid against invalid) grows with the share of
-    # valid trials (Kingstone 1992; Jonides 1981; direction only). A cue valid on 95% of cued trials
+    # valid trials (e.g. Kingstone 1992, as summarised in Atten Percept Psychophys 2015,
+    # doi:10.3758/s13414-015-0956-8; direction only). A cue valid on 95% of cued trials
     # (4% of all trials invalid, against 16%) penalises suppressing what was not cued less: does
     # the invalid cue then cost at T = 4?
     "cue-frozen-T4-recipe-valid-0.95": (["--gain-map", "both", "--cue-validity", "0.95", "--cue-neutral", "0.2",
@@ -264,7 +265,8 @@ def against(table: pd.DataFrame, variant: str, reference: str = "bottom-up") -> 
 def compare(first: dict[int, pd.DataFrame], second: dict[int, pd.DataFrame]) -> pd.DataFrame:
     """One variant minus another per d' contrast and time bin, on arrays, paired by seed over the
     seeds both recorded (seed -> `detection_table` each): runs of the same seed start from the
-    same trained network, so the difference is the variants' own."""
+    same trained network, so the difference is the variants' own. `first` and `second` list each
+    variant's contrast per seed."""
     seeds = sorted(set(first) & set(second))
     rows = []
     for label, (cue, sign) in CONTRASTS.items():
@@ -273,7 +275,9 @@ def compare(first: dict[int, pd.DataFrame], second: dict[int, pd.DataFrame]) -> 
                                          "d_prime_minus_neutral"].item() for t in (part[s] for s in seeds)]
                      for name, part in (("first", first), ("second", second))}
             mean, low, high = t_interval([u - v for u, v in zip(value["first"], value["second"])])
-            rows.append({"measure": f"d_prime: {label}", "time_bin": time_bin, "difference": mean,
+            rows.append({"measure": f"d_prime: {label}", "time_bin": time_bin,
+                         "first": ", ".join(f"{v:+.3f}" for v in value["first"]),
+                         "second": ", ".join(f"{v:+.3f}" for v in value["second"]), "difference": mean,
                          "ci_low": low, "ci_high": high, "seeds": ", ".join(map(str, seeds))})
     return pd.DataFrame(rows)
 

@@ -78,6 +78,7 @@ def test_compare_pairs_variants_by_seed(study):
     assert diff.loc["d_prime: valid - neutral", "difference"] == pytest.approx((0.05 + 0.20) / 2)
     assert diff.loc["d_prime: neutral - invalid", "difference"] == pytest.approx((0.04 + 0.02) / 2)
     assert (diff.seeds == "0, 2").all()
+    assert diff.loc["d_prime: valid - neutral", "first"] == "+0.100, +0.300"
 
 
 def test_against_bottom_up_pairs_each_cue_with_no_cue_by_seed(study):
