@@ -98,6 +98,11 @@ VARIANTS = {
     # the invalid cue then cost at T = 4?
     "cue-frozen-T4-recipe-valid-0.95": (["--gain-map", "both", "--cue-validity", "0.95", "--cue-neutral", "0.2",
                                          "--train-only", "control", "--timesteps", "4"], 4, "T4"),
+    # at T = 4 the neutral cue (the mean template) costs d' against no cue, where at T = 2 it does
+    # not, and the neutral-only control's cost is smaller: are 20% neutral trials too few to learn a
+    # harmless neutral query? Half the trials neutral (the cued half 80% valid, as before)
+    "cue-frozen-T4-recipe-neutral-0.5": (["--gain-map", "both", "--cue-validity", "0.8", "--cue-neutral", "0.5",
+                                          "--train-only", "control", "--timesteps", "4"], 4, "T4"),
     "cue-alpha-lr-0.1": (CUED + ["--alpha-lr", "0.1"], 2, "T2"),  # the alphas moved less: classification kept?
     # T = 4 fine-tuned from the T = 2 recipe run, with its two sets of statistics and no time constant
     # (the recipe for T > 2 needs a T = 4 run to start from: cue-T4-recipe)
