@@ -166,6 +166,11 @@ def t_interval(values: list[float]) -> tuple[float, float, float]:
     return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
 
 
+def on_arrays(t: pd.DataFrame, cue: str, time_bin: int, column: str = "d_prime_minus_neutral") -> float:
+    """One seed's detection-table value on search arrays for a cue type and time bin."""
+    return t.loc[(t.display == "array") & (t.cue_type == cue) & (t.time_bin == time_bin), column].item()
+
+
 def summarise(tables: dict[str, dict[int, pd.DataFrame]], accuracy: dict[str, dict[int, float]],
               reference: dict[str, dict[int, float]]) -> pd.DataFrame:
     """One row per variant x time bin x measure (over seeds). `accuracy`: variant -> seed ->
@@ -178,8 +183,7 @@ def summarise(tables: dict[str, dict[int, pd.DataFrame]], accuracy: dict[str, di
                 s = seed_summary(by_seed, column)
                 s = s[(s.display == "array") & (s.cue_type == cue)]
                 for _, r in s.iterrows():
-                    per_seed = [sign * t.loc[(t.display == "array") & (t.cue_type == cue) & (t.time_bin == r.time_bin),
-                                             column].item() for t in by_seed.values()]
+                    per_seed = [sign * on_arrays(t, cue, r.time_bin, column) for t in by_seed.values()]
                     mean, low, high = t_interval(per_seed)
                     measure = f"{column.split('_minus')[0]}: {label}"
                     rows.append({"variant": variant, "time_bin": r.time_bin, "measure": measure,
@@ -276,8 +280,7 @@ def compare(first: dict[int, pd.DataFrame], second: dict[int, pd.DataFrame]) -> 
     rows = []
     for label, (cue, sign) in CONTRASTS.items():
         for time_bin in sorted(set(first[seeds[0]].time_bin) & set(second[seeds[0]].time_bin)):
-            value = {name: [sign * t.loc[(t.display == "array") & (t.cue_type == cue) & (t.time_bin == time_bin),
-                                         "d_prime_minus_neutral"].item() for t in (part[s] for s in seeds)]
+            value = {name: [sign * on_arrays(part[s], cue, time_bin) for s in seeds]
                      for name, part in (("first", first), ("second", second))}
             mean, low, high = t_interval([u - v for u, v in zip(value["first"], value["second"])])
             rows.append({"measure": f"d_prime: {label}", "time_bin": time_bin,
