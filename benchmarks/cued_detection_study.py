@@ -103,6 +103,15 @@ VARIANTS = {
     # harmless neutral query? Half the trials neutral (the cued half 80% valid, as before)
     "cue-frozen-T4-recipe-neutral-0.5": (["--gain-map", "both", "--cue-validity", "0.8", "--cue-neutral", "0.5",
                                           "--train-only", "control", "--timesteps", "4"], 4, "T4"),
+    # the neutral cue costs at T = 4 because it replaces the bottom-up query this visual system was
+    # trained with (neutral - no cue < 0 at T = 4, not at T = 2)? A cue mixed into the bottom-up
+    # query, 0.5 cue + 0.5 bottom-up at every step: a top-down bias on the competition the
+    # stimulus sets up (biased competition, Desimone & Duncan 1995, Annu Rev Neurosci 18:193;
+    # direction only), so that the neutral cue keeps the bottom-up attention
+    "cue-frozen-T4-recipe-beta-0.5": (CUED + ["--cue-beta", "0.5", "--train-only", "control", "--timesteps", "4"],
+                                      4, "T4"),
+    "neutral-only-frozen-T4-recipe-beta-0.5": (["--gain-map", "both", "--cue-neutral", "1", "--cue-beta", "0.5",
+                                                "--train-only", "control", "--timesteps", "4"], 4, "T4"),
     "cue-alpha-lr-0.1": (CUED + ["--alpha-lr", "0.1"], 2, "T2"),  # the alphas moved less: classification kept?
     # T = 4 fine-tuned from the T = 2 recipe run, with its two sets of statistics and no time constant
     # (the recipe for T > 2 needs a T = 4 run to start from: cue-T4-recipe)

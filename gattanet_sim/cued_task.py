@@ -20,6 +20,11 @@ Cue types, a pre-cue in the manner of Posner (1980):
 - none: no cue, the bottom-up pooled query (the paper's network).
 Training draws neutral with probability `neutral`, else valid with probability `validity`,
 else invalid (Posner's 80 % valid: `validity` 0.8).
+
+By default the cue replaces the bottom-up query (`beta` 1). With `beta` below 1 it is mixed into
+it, q = beta cue + (1 - beta) q_bottom-up at every step (`attention.top_down_query`): a top-down
+bias on the competition the stimulus sets up (biased competition, Desimone & Duncan 1995), so
+that the neutral cue keeps the bottom-up attention a network was trained with.
 """
 
 from __future__ import annotations
@@ -62,15 +67,21 @@ def cue_queries(templates: torch.Tensor, kind: torch.Tensor, cued: torch.Tensor,
     return torch.where((kind == NONE)[:, None], torch.zeros_like(q), q)
 
 
+def cue_source(queries: torch.Tensor, beta: float = 1.0) -> QuerySource:
+    """The query source of cued trials, (B, d): the cue alone (`beta` 1) or mixed into the
+    bottom-up query with weight `beta`."""
+    return QuerySource("template", queries) if beta == 1 else QuerySource("mixed", queries, beta)
+
+
 def detection_batch(images: torch.Tensor, labels: torch.Tensor, pool: torch.Tensor,
                     pool_labels: torch.Tensor, templates: torch.Tensor, generator: torch.Generator,
-                    validity: float = 0.8, neutral: float = 0.2, grid: int = 2) -> dict:
+                    validity: float = 0.8, neutral: float = 0.2, grid: int = 2, beta: float = 1.0) -> dict:
     """A training batch of the cued task built around a batch of images: arrays (B, 3, H, W),
     question, present, cue kind and cued class (B,) each, and the query source of every trial."""
     k = templates.shape[0]
     arrays, question, present, _ = detection_arrays(images, labels, pool, pool_labels, k, generator, grid)
     kind, cued = draw_cues(question, k, generator, validity, neutral)
-    query = QuerySource("template", cue_queries(templates, kind, cued, generator))
+    query = cue_source(cue_queries(templates, kind, cued, generator), beta)
     return {"images": arrays, "question": question, "present": present, "kind": kind,
             "cued": cued, "query": query}
 
@@ -87,7 +98,7 @@ def detection_loss(logits: torch.Tensor, question: torch.Tensor, present: torch.
 @torch.no_grad()
 def detection_counts(model, arrays: torch.Tensor, question: torch.Tensor, present: torch.Tensor,
                      timesteps: int, kinds: tuple[int, ...] = (VALID, NEUTRAL, INVALID),
-                     batch_size: int = 256, seed: int = 0) -> dict[str, list[int]]:
+                     batch_size: int = 256, seed: int = 0, beta: float = 1.0) -> dict[str, list[int]]:
     """Hits, present trials, false alarms and absent trials at the last step, per cue type, of
     fixed arrays (the training loop's validation of the cued task). Invalid cues and shuffles
     are drawn from `seed`."""
@@ -105,7 +116,7 @@ def detection_counts(model, arrays: torch.Tensor, question: torch.Tensor, presen
         for start in range(0, len(arrays), batch_size):
             part = slice(start, start + batch_size)
             kinds_ = torch.full((len(arrays[part]),), kind)
-            source = query_source(templates, kinds_.to(device), cued[part].to(device), g)
+            source = query_source(templates, kinds_.to(device), cued[part].to(device), g, beta)
             logits = model(arrays[part].to(device), timesteps=timesteps, query=source)  # (b, K)
             yes.append(logits.gather(1, question[part].to(device)[:, None]).squeeze(1).cpu() > 0)
         yes, truth = torch.cat(yes), present.cpu().bool()
@@ -116,11 +127,11 @@ def detection_counts(model, arrays: torch.Tensor, question: torch.Tensor, presen
 
 
 def query_source(templates: torch.Tensor, kind: torch.Tensor, cued: torch.Tensor,
-                 generator: torch.Generator | None = None) -> QuerySource:
+                 generator: torch.Generator | None = None, beta: float = 1.0) -> QuerySource:
     """The attention condition of a batch whose trials all share one kind: bottom-up for
-    `none`, else the cue queries as a template."""
+    `none`, else the cue queries (`cue_source`)."""
     if bool((kind == NONE).all()):
         return QuerySource()
     if bool((kind == NONE).any()):
         raise ValueError("a batch mixes uncued and cued trials: give them separate batches")
-    return QuerySource("template", cue_queries(templates, kind, cued, generator))
+    return cue_source(cue_queries(templates, kind, cued, generator), beta)

@@ -127,9 +127,11 @@ class Variant:
 
 
 def plan(conditions: list[str], targets: list[str], templates: Templates | None, attend: list[str],
-         beta: float, seed: int) -> list[Variant]:
+         beta: float, seed: int, cue_beta: float = 1.0) -> list[Variant]:
     """Expand condition names into passes: template/mixed once per attended template, cues
-    per image from its target (`targets`, "" where an image has none)."""
+    per image from its target (`targets`, "" where an image has none), as the query itself
+    (`cue_beta` 1) or mixed into the bottom-up one with weight `cue_beta`."""
+    cue_condition = "template" if cue_beta == 1 else "mixed"
     n = len(targets)
     everyone = np.ones(n, bool)
     blank = np.full(n, "", dtype=object)
@@ -155,9 +157,9 @@ def plan(conditions: list[str], targets: list[str], templates: Templates | None,
         if not has_target.any():
             raise UsageError(f"the {condition} cue needs images with a target; this paradigm has none")
         if condition == "neutral":
-            variants.append(Variant("template", "neutral", np.full(n, "all", dtype=object),
+            variants.append(Variant(cue_condition, "neutral", np.full(n, "all", dtype=object),
                                     np.full(n, "neutral", dtype=object),
-                                    templates.mean().expand(n, -1), has_target))
+                                    templates.mean().expand(n, -1), has_target, cue_beta))
             continue
         if condition == "invalid" and len(templates.names) < 2:
             raise UsageError("an invalid cue needs at least two templates")
@@ -179,7 +181,7 @@ def plan(conditions: list[str], targets: list[str], templates: Templates | None,
             order = torch.from_numpy(np.argsort(rng.random(vectors.shape), axis=1))  # (N, d)
             vectors = vectors.gather(1, order)
             ids = np.array([f"~{c}" if c else "" for c in chosen], dtype=object)
-        variants.append(Variant("template", condition, names, ids, vectors, has_target))
+        variants.append(Variant(cue_condition, condition, names, ids, vectors, has_target, cue_beta))
     return variants
 
 
@@ -275,6 +277,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help=f"comma-separated, from {','.join(CONDITIONS)}")
     p.add_argument("--attend", default=None, help="templates of template/mixed (default: all)")
     p.add_argument("--beta", type=float, default=0.5, help="weight of the template in mixed")
+    p.add_argument("--cue-beta", type=float, default=None,
+                   help="weight of the cue in the query of the cue conditions (valid, neutral, ...): "
+                        "1 replaces the bottom-up query, below 1 is mixed into it (default: the "
+                        "run's train --cue-beta, else 1)")
     p.add_argument("--templates", type=Path, default=None, help="a templates JSON file to use")
     p.add_argument("--template-by", default=None, help="metadata column that groups images into "
                    "templates (default: orientation | target)")
@@ -428,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
                          f"choose from {','.join(CONDITIONS)}")
     if not 0 <= args.beta <= 1:
         raise UsageError(f"--beta must lie in [0, 1], got {args.beta}")
+    if args.cue_beta is not None and not 0 < args.cue_beta <= 1:
+        raise UsageError(f"--cue-beta must lie in (0, 1], got {args.cue_beta}")
     probe = Probe.parse(args.units, args.signals, args.regions, args.time_bins, args.probe_seed)
     device = pick_device(args.device)
     model, config, path = load_checkpoint(args.checkpoint, device)
@@ -482,7 +490,8 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"--attend: no template {', '.join(missing)}"
                          + (f"; there are {', '.join(templates.names)}" if templates else ""))
     targets = targets_of(stimuli, by, list(source[2]) if source is not None else None)
-    variants = plan(conditions, targets, templates, attend, args.beta, args.seed)
+    cue_beta = float(config.get("cue_beta", 1.0)) if args.cue_beta is None else args.cue_beta
+    variants = plan(conditions, targets, templates, attend, args.beta, args.seed, cue_beta)
 
     placement = place(probe, model, image_size)
     neuroids = placement.coords(model.backbone.receptive_fields(), image_size)
@@ -493,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
         model, identifier=f"gattanet_sim.experiment.{args.paradigm}.{run_id}",
         stimulus_set_identifier=stimuli.identifier, paradigm=args.paradigm,
         paradigm_parameters=json.dumps(stimuli.parameters), conditions=",".join(conditions),
-        attend=",".join(attend), beta=args.beta, template_by=by,
+        attend=",".join(attend), beta=args.beta, cue_beta=cue_beta, template_by=by,
         templates=templates.to_json() if templates is not None else "",
         template_cosines=json.dumps(templates.cosines()) if templates is not None else "",
         template_cosine_mean=templates.cosines()["mean"] if templates is not None else float("nan"),

@@ -75,7 +75,7 @@ RESUMABLE = ("resume", "device", "quiet", "preset", "precision", "compile", "dis
 LATER = {"query_leak": 0.0, "gain_tau": 1.0, "stem": None, "per_block": False, "weights": None,
          "attention_areas": None, "random_timesteps": False, "alpha_sign": "free",
          "gain_map": "position", "key_position": "none", "cue_classes": 0, "task": "classify",
-         "init": None, "cue_validity": 0.8, "cue_neutral": 0.2, "detection_fraction": 0.5,
+         "init": None, "cue_validity": 0.8, "cue_neutral": 0.2, "cue_beta": 1.0, "detection_fraction": 0.5,
          "grid": 2, "feedback_delays": None, "shared_noise": 0.0}
 TASKS = ("classify", "cued-detection")
 DETECTION_VAL = 2000  # validation arrays of the cued task (fixed, from the validation images)
@@ -179,6 +179,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="cued-detection: P(valid) among cued trials (the rest invalid)")
     c.add_argument("--cue-neutral", type=float, default=0.2,
                    help="cued-detection: P(neutral cue); 1 trains with neutral cues only (a control)")
+    c.add_argument("--cue-beta", type=float, default=1.0,
+                   help="cued-detection: weight of the cue in the global query, beta cue + (1 - beta) "
+                        "bottom-up: 1 replaces the bottom-up query (default), below 1 biases it "
+                        "(biased competition); experiments on the run use the same")
     c.add_argument("--detection-fraction", type=float, default=0.5,
                    help="cued-detection: fraction of batches that are detection batches")
     c.add_argument("--grid", type=positive_int, default=2, help="cued-detection: cells per side")
@@ -216,6 +220,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("cue_validity", "cue_neutral"):
         if not 0 <= getattr(args, name) <= 1:
             p.error(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
+    if not 0 < args.cue_beta <= 1:  # 0 would be no cue at all: the bottom-up network
+        p.error(f"--cue-beta must lie in (0, 1], got {args.cue_beta}")
     if not 0 <= args.detection_fraction < 1:  # some classification batches stay: the paper's task
         p.error(f"--detection-fraction must lie in [0, 1), got {args.detection_fraction}")
     if args.task == "cued-detection" and not args.attention:
@@ -652,7 +658,7 @@ def epoch_row(model: GAttANet, val_set, probe: dict | None, args: argparse.Names
     if probe is not None:
         done = detected.tolist()
         row["train_detection_accuracy"] = done[0] / done[1] if done[1] else math.nan
-        row["val_detection"] = validate_detection(model, probe, args.timesteps)
+        row["val_detection"] = validate_detection(model, probe, args.timesteps, args.cue_beta)
     if context.main:
         print(f"epoch {epoch + 1}: loss {row['train_loss']:.3f} train {row['train_accuracy']:.4f} "
               f"val {' '.join(f'{a:.4f}' for a in val['accuracy'])} ({seconds:.0f} s)", file=sys.stderr)
@@ -681,7 +687,8 @@ def detection_step(net: torch.nn.Module, model: GAttANet, images: torch.Tensor, 
     """One batch of the cued task: arrays around `images`, each cue's query, the detection loss;
     returns the loss and, per array, whether the question's read-out answered right."""
     trial = cued_task.detection_batch(images, labels, train_data.images, train_data.labels,
-                                      model.attention.cues, task, args.cue_validity, args.cue_neutral, args.grid)
+                                      model.attention.cues, task, args.cue_validity, args.cue_neutral, args.grid,
+                                      args.cue_beta)
     with autocast:
         logits = net(trial["images"].contiguous(memory_format=layout), timesteps=timesteps,
                      query=trial["query"])  # (B, K)
@@ -708,11 +715,11 @@ def detection_probe(val_set, num_classes: int, grid: int) -> dict:
     return {"arrays": arrays, "question": question, "present": present}
 
 
-def validate_detection(model: GAttANet, probe: dict, timesteps: int) -> dict:
+def validate_detection(model: GAttANet, probe: dict, timesteps: int, beta: float = 1.0) -> dict:
     """Hit and false-alarm rates, d' and c (log-linear corrected) of the validation arrays at
     the last step, per cue type (valid, neutral, invalid)."""
     counts = cued_task.detection_counts(model, probe["arrays"], probe["question"], probe["present"],
-                                        timesteps)
+                                        timesteps, beta=beta)
     rows = {}
     for kind, (hits, n_present, fas, n_absent) in counts.items():
         d, c = sdt(hits, n_present, fas, n_absent)

@@ -72,6 +72,17 @@ def test_cue_queries_by_hand():
     assert torch.equal(q[5], torch.zeros(3))
 
 
+def test_a_cue_below_beta_1_is_mixed_into_the_bottom_up_query_by_hand():
+    templates = torch.tensor([[1.0, 0.0], [0.0, 2.0]])  # (K=2, d=2)
+    kind, cued = torch.tensor([cued_task.VALID, cued_task.VALID]), torch.tensor([0, 1])
+    pooled = torch.tensor([[4.0, 4.0], [-2.0, 6.0]])  # (B, d) the bottom-up query
+    alone = cued_task.query_source(templates, kind, cued)
+    assert alone.condition == "template" and torch.equal(alone.query(pooled), templates)  # the default
+    mixed = cued_task.query_source(templates, kind, cued, beta=0.25)
+    assert mixed.condition == "mixed"
+    torch.testing.assert_close(mixed.query(pooled), torch.tensor([[3.25, 3.0], [-1.5, 5.0]]))
+
+
 def test_training_draws_cues_with_the_asked_validity():
     question = torch.randint(0, K, (20000,), generator=torch.Generator().manual_seed(1))
     kind, cued = cued_task.draw_cues(question, K, torch.Generator().manual_seed(2), validity=0.8, neutral=0.2)
@@ -131,6 +142,7 @@ def test_cue_templates_start_as_the_runs_class_templates(trained, tmp_path):
     (["--no-attention"], "needs the attention region"),
     (["--detection-fraction", "1"], "detection-fraction"),
     (["--cue-validity", "1.5"], "cue-validity"),
+    (["--cue-beta", "0"], "cue-beta"),
     (["--init", "/nonexistent/run"], "no such run"),
 ])
 def test_bad_cued_arguments_are_one_line(tmp_path, capsys, extra, match):
@@ -173,6 +185,28 @@ def test_cued_experiment_records_what_the_detection_analysis_reads(trained, tmp_
     table = detection_table(ds)
     assert set(table.cue_type) == {"valid", "neutral", "invalid", "shuffled", "negated", "bottom-up"}
     assert table[table.display == "grey"].d_prime.isna().all()
+
+
+def test_a_run_trained_with_a_mixed_cue_is_recorded_with_it(trained, tmp_path):
+    cue_run = tmp_path / "mixed"
+    assert train.main([*TINY, "--epochs", "1", "--task", "cued-detection", "--init", str(trained),
+                       "--cue-beta", "0.5", "--out-dir", str(cue_run)]) == 0
+    common = [str(cue_run), "--paradigm", "cued_detection", "--dataset", "stimuli", "--n", "20", "--grey", "4",
+              "--conditions", "valid,bottom-up", "--signals", "logits,query"]
+    assert experiment.main([*common, "--out", str(tmp_path / "run.nc")]) == 0
+    assert experiment.main([*common, "--cue-beta", "1", "--out", str(tmp_path / "alone.nc")]) == 0
+    ds, alone = open_recording(tmp_path / "run.nc"), open_recording(tmp_path / "alone.nc")
+    assert float(ds.attrs["cue_beta"]) == 0.5 and float(alone.attrs["cue_beta"]) == 1.0
+    cues = torch.load(cue_run / "best.pt", weights_only=True)["model"]["attention.cues"].numpy()
+    names = ds["class"].values.tolist()
+    valid, bottom_up = (np.flatnonzero(ds.cue.values == c) for c in ("valid", "none"))
+    cue = cues[[names.index(q) for q in ds.question.values[valid]]]  # (n, d)
+    first = ds.global_query.isel(time_bin=0)  # no gain has acted yet: the same rates in every pass
+    np.testing.assert_allclose(first.isel(presentation=valid).values,
+                               0.5 * cue + 0.5 * first.isel(presentation=bottom_up).values, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(alone.global_query.isel(time_bin=0, presentation=valid).values, cue,
+                               rtol=1e-5, atol=1e-6)
+    assert set(ds.condition.values[valid]) == {"mixed"}
 
 
 def test_train_only_control_keeps_every_weight_and_statistic_of_the_init_run(trained, tmp_path):
