@@ -12,7 +12,9 @@ template in `--attend`, default all), the cues `valid` (the template of the imag
 target), `invalid` (another template, drawn per image from `--seed`) and `neutral` (the mean
 of all templates), and two controls: `shuffled` (the valid template's components in a random
 order per image: its values without its class) and `negated` (the valid template reflected
-through the neutral one, 2 q_bar - q_c). Paradigm cued_detection: "is a <question> in this
+through the neutral one, 2 q_bar - q_c). A cue is the query itself, or mixed into the bottom-up
+query with weight `--cue-beta` (default: the run's `train --cue-beta`, else 1; then the passes'
+condition is `mixed`). Paradigm cued_detection: "is a <question> in this
 array?" (coordinates question, present, display; `cue` is the cue's type, `attended` the
 class it names; analyse with analyses/detection.py). Templates are the mean query per group of images, made on the fly
 (gratings: per orientation; two_stimulus: A and B shown alone; composite, noisy and
