@@ -13,8 +13,8 @@ target), `invalid` (another template, drawn per image from `--seed`) and `neutra
 of all templates), and two controls: `shuffled` (the valid template's components in a random
 order per image: its values without its class) and `negated` (the valid template reflected
 through the neutral one, 2 q_bar - q_c). A cue is the query itself, or mixed into the bottom-up
-query with weight `--cue-beta` (default: the run's `train --cue-beta`, else 1; then the passes'
-condition is `mixed`). Paradigm cued_detection: "is a <question> in this
+query with weight `--cue-beta` (default: the run's `train --cue-beta` if it trained on the cued
+task, else 1; then the passes' condition is `mixed`). Paradigm cued_detection: "is a <question> in this
 array?" (coordinates question, present, display; `cue` is the cue's type, `attended` the
 class it names; analyse with analyses/detection.py). Templates are the mean query per group of images, made on the fly
 (gratings: per orientation; two_stimulus: A and B shown alone; composite, noisy and
@@ -492,7 +492,8 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"--attend: no template {', '.join(missing)}"
                          + (f"; there are {', '.join(templates.names)}" if templates else ""))
     targets = targets_of(stimuli, by, list(source[2]) if source is not None else None)
-    cue_beta = float(config.get("cue_beta", 1.0)) if args.cue_beta is None else args.cue_beta
+    trained_beta = float(config.get("cue_beta", 1.0)) if config.get("task") == "cued-detection" else 1.0
+    cue_beta = trained_beta if args.cue_beta is None else args.cue_beta
     variants = plan(conditions, targets, templates, attend, args.beta, args.seed, cue_beta)
 
     placement = place(probe, model, image_size)

@@ -209,6 +209,15 @@ def test_a_run_trained_with_a_mixed_cue_is_recorded_with_it(trained, tmp_path):
     assert set(ds.condition.values[valid]) == {"mixed"}
 
 
+def test_a_cue_weight_given_to_a_run_not_trained_on_the_cued_task_is_not_used(tmp_path):
+    plain = tmp_path / "plain"
+    assert train.main([*TINY, "--epochs", "1", "--cue-beta", "0.5", "--out-dir", str(plain)]) == 0
+    assert experiment.main([str(plain), "--paradigm", "cued_detection", "--dataset", "stimuli", "--n", "10",
+                            "--grey", "2", "--conditions", "valid", "--signals", "logits",
+                            "--out", str(tmp_path / "plain.nc")]) == 0
+    assert float(open_recording(tmp_path / "plain.nc").attrs["cue_beta"]) == 1.0
+
+
 def test_train_only_control_keeps_every_weight_and_statistic_of_the_init_run(trained, tmp_path):
     out = tmp_path / "frozen"
     assert train.main([*TINY, "--epochs", "1", "--task", "cued-detection", "--init", str(trained),
