@@ -14,8 +14,8 @@ of all templates), and two controls: `shuffled` (the valid template's components
 order per image: its values without its class) and `negated` (the valid template reflected
 through the neutral one, 2 q_bar - q_c). A cue is the query itself, or mixed into the bottom-up
 query with weight `--cue-beta` (default: the run's `train --cue-beta` if it trained on the cued
-task, else 1; then the passes' condition is `mixed`). Paradigm cued_detection: "is a <question> in this
-array?" (coordinates question, present, display; `cue` is the cue's type, `attended` the
+task, else 1; then the passes' condition is `mixed`). Paradigm cued_detection: "is a <question>
+in this array?" (coordinates question, present, display; `cue` is the cue's type, `attended` the
 class it names; analyse with analyses/detection.py). Templates are the mean query per group of images, made on the fly
 (gratings: per orientation; two_stimulus: A and B shown alone; composite, noisy and
 cued_detection: per class from `--template-images` clean images of the split; a model trained
