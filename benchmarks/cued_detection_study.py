@@ -112,6 +112,16 @@ VARIANTS = {
                                       4, "T4"),
     "neutral-only-frozen-T4-recipe-beta-0.5": (["--gain-map", "both", "--cue-neutral", "1", "--cue-beta", "0.5",
                                                 "--train-only", "control", "--timesteps", "4"], 4, "T4"),
+    # the cue helps valid trials at T = 4 but invalid ones cost nothing: a free gain per feature
+    # can raise the cued features without taking from the others. Attention as a limited
+    # resource: the feature gains divided by their drive-weighted mean over an area's channels,
+    # the normalization model's suppressive pool over features (Reynolds & Heeger 2009, Neuron
+    # 61:168; direction only), so that what a cue raises the other features lose
+    "cue-frozen-T4-recipe-beta-0.5-pool": (CUED + ["--cue-beta", "0.5", "--feature-pool", "divisive",
+                                                   "--train-only", "control", "--timesteps", "4"], 4, "T4"),
+    "neutral-only-frozen-T4-recipe-beta-0.5-pool": (["--gain-map", "both", "--cue-neutral", "1", "--cue-beta", "0.5",
+                                                     "--feature-pool", "divisive", "--train-only", "control",
+                                                     "--timesteps", "4"], 4, "T4"),
     "cue-alpha-lr-0.1": (CUED + ["--alpha-lr", "0.1"], 2, "T2"),  # the alphas moved less: classification kept?
     # T = 4 fine-tuned from the T = 2 recipe run, with its two sets of statistics and no time constant
     # (the recipe for T > 2 needs a T = 4 run to start from: cue-T4-recipe)

@@ -15,6 +15,8 @@ The equations of GAttANet (VanRullen & Alamia 2021), one short function each:
     f_i = W_k^i^T q,  g_i(c) = 2 sigmoid(alpha z(f)_c)  `AttentionRegion.feature_gain`: a gain per
         feature (channel or unit; z standardises over them), the same at every position:
         feature-based attention (option)
+    g_i(c) = A(c) (1+s) <E> / (s <E> + <A E>)     `AttentionRegion.feature_gain` with `feature_pool`
+        "divisive": the feature gains share one budget, the normalization model over features
     k_i(x) = W_k^i r_i(x) + P_i(x)                `AttentionRegion.position_code`: keys that carry
         their position (option), so that a query can name a location: spatial attention
 
@@ -43,6 +45,7 @@ CONDITIONS = ("bottom-up", "template", "mixed", "off")
 ALPHA_SIGNS = ("free", "positive")
 GAIN_MAPS = ("position", "feature", "both")
 KEY_POSITIONS = ("none", "learned", "sinusoidal")
+FEATURE_POOLS = ("none", "divisive")
 
 
 @dataclass
@@ -249,6 +252,11 @@ class AttentionRegion(nn.Module):
         sides: area -> side of its grid of positions (needed by learned position codes).
         cue_classes: K > 0 gives the region K learned templates (`cues`, (K, d)), one per
             class, the top-down cues of a cued task (`train --task cued-detection`).
+        feature_pool: "none" (each feature gain on its own) or "divisive": the feature gains,
+            as the attention field, divided by their drive-weighted mean over the area's
+            channels or units (`divisive_gain` over features, Reynolds & Heeger 2009's
+            suppressive pool): attention as a limited resource, so that raising the features
+            a cue names lowers the others. Only with gain_map "feature" or "both".
     """
 
     def __init__(
@@ -268,6 +276,7 @@ class AttentionRegion(nn.Module):
         key_position: str = "none",
         sides: dict[str, int] | None = None,
         cue_classes: int = 0,
+        feature_pool: str = "none",
     ) -> None:
         super().__init__()
         if key_dim < 1:
@@ -285,6 +294,9 @@ class AttentionRegion(nn.Module):
         _check("key_position", key_position, KEY_POSITIONS)
         if cue_classes < 0:
             raise ValueError(f"cue_classes must be >= 0, got {cue_classes}")
+        _check("feature_pool", feature_pool, FEATURE_POOLS)
+        if feature_pool != "none" and gain_map == "position":
+            raise ValueError("feature_pool acts on feature gains: it needs gain_map feature or both")
         self.kinds = {name: kind for name, (kind, _) in areas.items()}
         self.key_dim = key_dim
         self.normalization = normalization
@@ -296,6 +308,7 @@ class AttentionRegion(nn.Module):
         self.alpha_sign = alpha_sign
         self.gain_map = gain_map
         self.key_position = key_position
+        self.feature_pool = feature_pool
         names = list(areas)
         self.gained = names if readout_gain else names[:-1]
         self.query = nn.ParameterDict({n: self._projection(*areas[n]) for n in names})
@@ -398,18 +411,26 @@ class AttentionRegion(nn.Module):
             return query @ self.key[name]  # (B, d) @ (d, C) -> (B, C)
         return query @ self.key[name].T  # (B, d) @ (d, N) -> (B, N)
 
-    def feature_gain(self, name: str, query: torch.Tensor) -> torch.Tensor:
+    def feature_gain(self, name: str, query: torch.Tensor, rate: torch.Tensor | None = None) -> torch.Tensor:
         """One gain per channel or unit from its loading on the query, the same at every
         position: 2 sigmoid(alpha z_c) (the region's form; the divisive one divides positions
         only, so its features take the positive form), z the loading f standardised over the
         area's channels or units. Standardised, f keeps only the query's ranking of the
         features, as a feature-similarity gain does (Treue & Martinez-Trujillo 1999), and alpha
         alone sets how strongly it acts, whatever the scale of keys and query: with the raw f
-        (~0.01 in a trained toy model) the feature alphas hardly moved in training.
-        (B, d) -> (B, C) | (B, N)."""
+        (~0.01 in a trained toy model) the feature alphas hardly moved in training. With
+        `feature_pool` "divisive" that gain is the attention field of `divisive_gain` over the
+        features, their drive E_c the mean |rate| of channel c (the area's ungained `rate` of
+        this step). (B, d) -> (B, C) | (B, N)."""
         f = normalise(self.feature_loading(name, query), "standardize")  # (B, C) | (B, N)
         form = "positive" if self.gain_form == "divisive" else self.gain_form
-        return gain_from_agreement(self.alpha_of(name, feature=True), f, form)
+        field = gain_from_agreement(self.alpha_of(name, feature=True), f, form)  # (B, C) | (B, N)
+        if self.feature_pool == "none":
+            return field
+        if rate is None:
+            raise ValueError("a divisive feature pool needs the area's rate")
+        drive = rate.abs().mean(dim=(2, 3)) if rate.dim() == 4 else rate.abs()  # E: (B, C) | (B, N)
+        return divisive_gain(field, drive)  # (B, C) | (B, N)
 
     def gain(self, name: str, a: torch.Tensor, rate: torch.Tensor | None = None) -> torch.Tensor:
         """The gain sent to an area from its agreement map, (B, P) -> (B, P); the divisive form

@@ -316,12 +316,13 @@ class GAttANet(nn.Module):
             return None, None
         gain = features = None
         agreements[name] = a.view(_map_shape(drive))  # (B, H, W) | (B, N)
+        pooled = self.attention.gain_form == "divisive" or self.attention.feature_pool != "none"
+        plain = area.activate(drive) if pooled else None  # the ungained rate: a divisive gain's drive
         if self.attention.gain_map != "feature":
-            plain = area.activate(drive) if self.attention.gain_form == "divisive" else None
             gain = self.attention.gain(name, agreements[name], plain)  # the target
             gain = gains[name] = self._relax(gain, previous_gains, name)
         if self.attention.gain_map != "position":
-            features = self.attention.feature_gain(name, state.query)  # (B, C) | (B, N)
+            features = self.attention.feature_gain(name, state.query, plain)  # (B, C) | (B, N)
             key = feature_key(name)
             features = gains[key] = self._relax(features, previous_gains, key)
         return gain, features

@@ -13,7 +13,7 @@ from gattanet_sim.resnets import resnet_backbone
 ATTENTION_OPTIONS = (
     "normalization", "gain_form", "readout_gain", "alpha_init", "keys", "gain_position",
     "query_leak", "gain_tau", "alpha_sign", "gain_map", "key_position", "cue_classes",
-    "attention_kind", "tuned_beta",
+    "feature_pool", "attention_kind", "tuned_beta",
 )
 
 # Named readings of the paper's open details (MISSION.md). "paper" is the literal one: one set
@@ -28,7 +28,8 @@ PRESETS: dict[str, dict] = {
     "paper": {"norm_steps": 1, "normalization": "none", "gain_form": "linear",
               "readout_gain": True, "alpha_init": 0.0, "keys": "previous", "gain_position": "post",
               "query_leak": 0.0, "gain_tau": 1.0, "alpha_sign": "free", "gain_map": "position",
-              "key_position": "none", "cue_classes": 0, "attention_kind": "learned", "tuned_beta": 0.0},
+              "key_position": "none", "cue_classes": 0, "attention_kind": "learned", "tuned_beta": 0.0,
+              "feature_pool": "none"},
 }
 # For T > 2 the recipe (`time_recipe`) gives every step batch-norm statistics of its own: with
 # two sets, steps 1..T-1 were normalised with statistics of a mixture of differently gained

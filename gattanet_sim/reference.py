@@ -66,6 +66,7 @@ class TunedGain(nn.Module):
     normalization = "none"
     alpha_sign = "free"
     key_position = "none"
+    feature_pool = "none"
     cues = None
 
     def __init__(self, areas: dict[str, tuple[str, int]], beta: float = BETA) -> None:
@@ -130,7 +131,7 @@ class TunedGain(nn.Module):
         f = self.tuning(name, query)  # (B, C)
         return (f.unsqueeze(1) @ rate.flatten(2)).squeeze(1) / f.shape[1]  # (B, 1, C) @ (B, C, HW)
 
-    def feature_gain(self, name: str, query: torch.Tensor) -> torch.Tensor:
+    def feature_gain(self, name: str, query: torch.Tensor, rate: torch.Tensor | None = None) -> torch.Tensor:
         """g_c = max(0, 1 + beta f_c): (B, d) -> (B, C)."""
         return (1 + self.beta * self.tuning(name, query)).clamp_min(0)
 

@@ -38,6 +38,7 @@ from gattanet_sim import cued_task, distributed
 from gattanet_sim.areas import StepBatchNorm
 from gattanet_sim.attention import (
     ALPHA_SIGNS,
+    FEATURE_POOLS,
     GAIN_FORMS,
     GAIN_MAPS,
     GAIN_POSITIONS,
@@ -76,7 +77,7 @@ LATER = {"query_leak": 0.0, "gain_tau": 1.0, "stem": None, "per_block": False, "
          "attention_areas": None, "random_timesteps": False, "alpha_sign": "free",
          "gain_map": "position", "key_position": "none", "cue_classes": 0, "task": "classify",
          "init": None, "cue_validity": 0.8, "cue_neutral": 0.2, "cue_beta": 1.0, "detection_fraction": 0.5,
-         "grid": 2, "feedback_delays": None, "shared_noise": 0.0}
+         "grid": 2, "feedback_delays": None, "shared_noise": 0.0, "feature_pool": "none"}
 TASKS = ("classify", "cued-detection")
 DETECTION_VAL = 2000  # validation arrays of the cued task (fixed, from the validation images)
 
@@ -140,6 +141,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     m.add_argument("--gain-map", choices=GAIN_MAPS, default=None,
                    help="position (the paper), feature (a gain per channel from W_k^T q, global "
                         "over positions: feature-based attention) or both")
+    m.add_argument("--feature-pool", choices=FEATURE_POOLS, default=None,
+                   help="none (each feature gain on its own) or divisive: the feature gains share "
+                        "one budget, divided by their drive-weighted mean (the normalization model)")
     m.add_argument("--key-position", choices=KEY_POSITIONS, default=None,
                    help="none (the paper), learned or sinusoidal: a position code added to the "
                         "keys (and queries), so that a cue can name a location")
@@ -233,6 +237,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                **{k: getattr(args, k, None) for k in keys})
     for key in keys:  # explicit in config.json, whatever the presets become
         setattr(args, key, resolved.get(key))
+    if args.attention and args.feature_pool != "none" and args.gain_map == "position":
+        p.error("--feature-pool acts on feature gains: it needs --gain-map feature or both")
     if args.random_timesteps is None:
         args.random_timesteps = args.attention and time_recipe(args.preset, args.timesteps)
     if args.attention and args.timesteps > 2 and args.normalization == "none" and args.gain_form == "linear":
@@ -263,7 +269,8 @@ def model_options(args: argparse.Namespace, num_classes: int, image_size: int) -
                        keys=args.keys, gain_position=args.gain_position,
                        query_leak=args.query_leak, gain_tau=args.gain_tau,
                        alpha_sign=args.alpha_sign, gain_map=args.gain_map,
-                       key_position=args.key_position, cue_classes=args.cue_classes)
+                       key_position=args.key_position, cue_classes=args.cue_classes,
+                       feature_pool=args.feature_pool)
     return options
 
 

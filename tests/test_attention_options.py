@@ -51,6 +51,7 @@ def run(model, x, timesteps=3, query=None):
     {"key_position": "learned"},  # a learned code started at 0
     {"alpha_sign": "positive", "alpha_init": 0.3},  # softplus(rho) started at alpha_init
     {"cue_classes": 3},  # learned templates that nothing uses without a cue
+    {"gain_map": "both", "feature_pool": "divisive"},  # every field 1: every pooled gain 1
 ])
 def test_new_options_are_neutral_where_they_start(options):
     """With the starting values of an option the simulation is the paper's, number for number."""
@@ -155,6 +156,40 @@ def test_feature_gain_amplifies_the_features_the_query_loads_on():
     expected = 2 * torch.sigmoid(torch.tensor(3.0 * low, dtype=g.dtype)).expand_as(others)
     assert torch.allclose(others, expected, atol=1e-4)
     assert (g[:, 2] > 1.5).all() and (others < 1).all()  # the loaded channel up, the rest down
+
+
+def test_divisive_feature_pool_by_hand_shares_one_budget():
+    """feature_pool divisive: g_c = A_c (1 + s) / (s + sum_c A_c E_c / sum_c E_c), A the feature
+    gain without the pool and E_c the mean |rate| of channel c before any gain, so every channel
+    is divided by one number: the ratios between channels stay, and the drive-weighted mean gain
+    m (1 + s) / (s + m) moves less from 1 than the unpooled mean m: a budget."""
+    free = tiny(alpha=0.0, gain_map="feature")
+    pooled = tiny(alpha=0.0, gain_map="feature", feature_pool="divisive")
+    with torch.no_grad():
+        for model in (free, pooled):
+            for a in model.attention.alpha.values():
+                a.fill_(2.5)
+    x = images()
+    a, b = run(free, x, timesteps=2), run(pooled, x, timesteps=2)
+    assert torch.allclose(a.query[0], b.query[0], atol=1e-12)  # step 0 is ungained in both
+    v1 = free.areas["V1"]
+    with torch.no_grad():
+        plain = v1.activate(v1.drive((x - RETINA_MEAN) / RETINA_STD, 1))  # (B, C, H, W)
+    e = plain.abs().mean(dim=(2, 3))  # (B, C)
+    field = a.feature_gain["V1"][1]  # (B, C): A
+    m = (field * e).sum(1, keepdim=True) / e.sum(1, keepdim=True)  # (B, 1)
+    assert torch.allclose(b.feature_gain["V1"][1], field * 2 / (1 + m), atol=1e-12)  # s = 1
+    assert ((m - 1).abs() > 0.01).all()  # the field is far from flat: the check has teeth
+    g = b.feature_gain["V1"][1]
+    pooled_mean = (g * e).sum(1) / e.sum(1)  # (B,)
+    assert ((pooled_mean - 1).abs() < (m.squeeze(1) - 1).abs()).all()
+    ratio = g / field  # one number per image
+    assert torch.allclose(ratio, ratio[:, :1].expand_as(ratio), atol=1e-12)
+
+
+def test_divisive_feature_pool_needs_feature_gains():
+    with pytest.raises(ValueError, match="feature_pool acts on feature gains"):
+        tiny(feature_pool="divisive")
 
 
 # --------------------------------------------------------------------------- position code
