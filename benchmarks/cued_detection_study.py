@@ -17,7 +17,9 @@ For every variant and seed it fine-tunes a trained run of that seed on the cued 
 runs/toy_cifar10/cued/<variant>-s<seed>: the recipe's T = 2 run (runs/toy_cifar10/
 positive-gain-s<seed>) or, for the *-T4-recipe variants, the recipe for T > 2 at T = 4
 (positive-T4-norm-4-tau-2-random-T-s<seed>), the ledger's configurations of
-benchmarks/reproduce_toy_cifar10.py, trained here first if missing. It records the
+benchmarks/reproduce_toy_cifar10.py, trained here first if missing; a variant in `SCRATCH`
+instead trains the whole network on the cued task from scratch with that run's arguments, and
+the run is only its paired reference for plain classification. It records the
 cued_detection paradigm on the validation split (5,000 arrays, one around every validation
 image, and 500 grey images, each under every cue type, seed 0) into
 data/recordings/cued/<variant>-s<seed>.nc and analyses it with `analysis.detection`. The T = 2
@@ -119,9 +121,18 @@ VARIANTS = {
     # 61:168; direction only), so that what a cue raises the other features lose
     "cue-frozen-T4-recipe-beta-0.5-pool": (CUED + ["--cue-beta", "0.5", "--feature-pool", "divisive",
                                                    "--train-only", "control", "--timesteps", "4"], 4, "T4"),
+    # the whole normalization model: the position gains divisive too (`--gain-form divisive`,
+    # the positive gain as attention field over positions), on a visual system trained with the
+    # positive form: what one location gains the others lose
+    "cue-frozen-T4-recipe-beta-0.5-normalization": (CUED + ["--cue-beta", "0.5", "--feature-pool", "divisive",
+                                                            "--gain-form", "divisive", "--train-only", "control",
+                                                            "--timesteps", "4"], 4, "T4"),
     "neutral-only-frozen-T4-recipe-beta-0.5-pool": (["--gain-map", "both", "--cue-neutral", "1", "--cue-beta", "0.5",
                                                      "--feature-pool", "divisive", "--train-only", "control",
                                                      "--timesteps", "4"], 4, "T4"),
+    # the visual system itself trained with the cue at T = 4, from scratch (no start): the
+    # recipe for T > 2 and its 10 epochs, half the batches cued detection; cue mixed in (beta 0.5)
+    "cue-T4-scratch-beta-0.5": (CUED + ["--cue-beta", "0.5"], 4, "T4"),
     "cue-alpha-lr-0.1": (CUED + ["--alpha-lr", "0.1"], 2, "T2"),  # the alphas moved less: classification kept?
     # T = 4 fine-tuned from the T = 2 recipe run, with its two sets of statistics and no time constant
     # (the recipe for T > 2 needs a T = 4 run to start from: cue-T4-recipe)
@@ -153,10 +164,19 @@ def recipe_run(seed: int, data_root: str, threads: int, init: str = "T2") -> Pat
     return out
 
 
+# variants trained from scratch on the cued task with their start's arguments and epochs; the
+# start, trained on classification alone, is then their paired reference
+SCRATCH = {"cue-T4-scratch-beta-0.5"}
+
+
 def cue_run(variant: str, seed: int, epochs: int, data_root: str, threads: int) -> Path:
     out = RUNS / "cued" / f"{variant}-s{seed}"
     extra, _, init = VARIANTS[variant]
-    if not (out / "summary.json").exists():
+    if variant in SCRATCH and not (out / "summary.json").exists():
+        resume = ["--resume"] if (out / "last.pt").exists() else []
+        sh([sys.executable, "-m", "gattanet_sim.train", *INITS[init][1], "--task", "cued-detection", *extra,
+            "--data-root", data_root, "--seed", str(seed), "--out-dir", str(out), *resume], threads)
+    elif not (out / "summary.json").exists():
         start = recipe_run(seed, data_root, threads, init)
         resume = ["--resume"] if (out / "last.pt").exists() else []
         sh([sys.executable, "-m", "gattanet_sim.train", *INITS[init][1], *FINE_TUNE, *extra, "--epochs", str(epochs),
