@@ -88,3 +88,23 @@ def test_against_bottom_up_pairs_each_cue_with_no_cue_by_seed(study):
     assert diff["d_prime: valid - bottom-up"] == pytest.approx(0.15 - 0.02)
     assert diff["d_prime: neutral - bottom-up"] == pytest.approx(-0.02)
     assert diff["d_prime: invalid - bottom-up"] == pytest.approx(-0.06 - 0.02)
+
+
+def test_scratch_variants_train_from_nothing_and_fine_tunes_from_their_start(study, tmp_path, monkeypatch):
+    """A variant in SCRATCH trains the whole network on the cued task with its start's arguments
+    and epochs, without --init; a fine-tuning variant starts from that run, for --epochs."""
+    issued = []
+    monkeypatch.setattr(study, "sh", lambda cmd, threads: issued.append(cmd))
+    monkeypatch.setattr(study, "RUNS", tmp_path)
+    study.cue_run("cue-T4-scratch-beta-0.5", 1, 3, "data", 1)
+    (scratch,) = issued
+    assert "--init" not in scratch and "--task" in scratch and "cued-detection" in scratch
+    epochs = [scratch[i + 1] for i, a in enumerate(scratch) if a == "--epochs"]
+    assert epochs == ["10"]  # the start's, not the fine-tune's 3
+    assert scratch[scratch.index("--timesteps") + 1] == "4" and scratch[scratch.index("--cue-beta") + 1] == "0.5"
+    issued.clear()
+    study.cue_run("cue-frozen-T4-recipe-beta-0.5", 1, 3, "data", 1)
+    start, tune = issued  # the start is trained first (missing here), then fine-tuned
+    assert "--init" not in start and "--task" not in start
+    assert tune[tune.index("--init") + 1] == str(tmp_path / "positive-T4-norm-4-tau-2-random-T-s1")
+    assert [tune[i + 1] for i, a in enumerate(tune) if a == "--epochs"][-1] == "3"
