@@ -171,17 +171,18 @@ SCRATCH = {"cue-T4-scratch-beta-0.5"}
 
 def cue_run(variant: str, seed: int, epochs: int, data_root: str, threads: int) -> Path:
     out = RUNS / "cued" / f"{variant}-s{seed}"
+    if (out / "summary.json").exists():
+        return out
     extra, _, init = VARIANTS[variant]
-    if variant in SCRATCH and not (out / "summary.json").exists():
-        resume = ["--resume"] if (out / "last.pt").exists() else []
+    common = ["--data-root", data_root, "--seed", str(seed), "--out-dir", str(out),
+              *(["--resume"] if (out / "last.pt").exists() else [])]
+    if variant in SCRATCH:
         sh([sys.executable, "-m", "gattanet_sim.train", *INITS[init][1], "--task", "cued-detection", *extra,
-            "--data-root", data_root, "--seed", str(seed), "--out-dir", str(out), *resume], threads)
-    elif not (out / "summary.json").exists():
+            *common], threads)
+    else:
         start = recipe_run(seed, data_root, threads, init)
-        resume = ["--resume"] if (out / "last.pt").exists() else []
         sh([sys.executable, "-m", "gattanet_sim.train", *INITS[init][1], *FINE_TUNE, *extra, "--epochs", str(epochs),
-            "--data-root", data_root, "--seed", str(seed), "--init", str(start), "--out-dir", str(out),
-            *resume], threads)
+            "--init", str(start), *common], threads)
     return out
 
 
