@@ -130,6 +130,17 @@ VARIANTS = {
     "neutral-only-frozen-T4-recipe-beta-0.5-pool": (["--gain-map", "both", "--cue-neutral", "1", "--cue-beta", "0.5",
                                                      "--feature-pool", "divisive", "--train-only", "control",
                                                      "--timesteps", "4"], 4, "T4"),
+    # a cue that names a location (Posner 1980's own paradigm: spatial attention), not a class:
+    # a learned template per cell, keys given a learned position code (starting at 0, trained
+    # with the control); what an invalid location cue turns the gains away from is the target's
+    # own cell, so it should cost where an invalid class cue did not
+    "cue-frozen-T4-recipe-beta-0.5-location": (CUED + ["--cue-beta", "0.5", "--cue-on", "location",
+                                                       "--key-position", "learned", "--train-only", "control",
+                                                       "--timesteps", "4"], 4, "T4"),
+    "neutral-only-frozen-T4-recipe-beta-0.5-location": (["--gain-map", "both", "--cue-neutral", "1",
+                                                         "--cue-beta", "0.5", "--cue-on", "location",
+                                                         "--key-position", "learned", "--train-only",
+                                                         "control", "--timesteps", "4"], 4, "T4"),
     # the visual system itself trained with the cue at T = 4, from scratch (no start): the
     # recipe for T > 2 and its 10 epochs, half the batches cued detection; cue mixed in (beta 0.5)
     "cue-T4-scratch-beta-0.5": (CUED + ["--cue-beta", "0.5"], 4, "T4"),

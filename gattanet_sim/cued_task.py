@@ -21,6 +21,14 @@ Cue types, a pre-cue in the manner of Posner (1980):
 Training draws neutral with probability `neutral`, else valid with probability `validity`,
 else invalid (Posner's 80 % valid: `validity` 0.8).
 
+What a cue names (`cue_on`): a class (above: feature-based attention, the cue says what to look
+for) or a location (`"location"`: spatial attention, Posner 1980's own paradigm, the cue says
+where). A location cue is a learned template per cell of the array; valid names the cell of the
+array's item (the target on present trials), invalid another cell drawn uniformly, neutral the mean
+of the cell templates. On absent trials the item is a distractor in a uniformly drawn cell, so
+the cued cell is uniform on present and absent trials alike and carries nothing about the
+answer. A location can only be named if the keys carry a position code (`--key-position`).
+
 By default the cue replaces the bottom-up query (`beta` 1). With `beta` below 1 it is mixed into
 it, q = beta cue + (1 - beta) q_bottom-up at every step (`attention.top_down_query`): a top-down
 bias on the competition the stimulus sets up (biased competition, Desimone & Duncan 1995), so
@@ -36,19 +44,21 @@ from gattanet_sim.attention import QuerySource
 from gattanet_sim.stimuli import detection_arrays
 
 CUE_TYPES = ("valid", "neutral", "invalid", "shuffled", "negated", "none")
+CUE_ON = ("class", "location")
 VALID, NEUTRAL, INVALID, SHUFFLED, NEGATED, NONE = range(len(CUE_TYPES))
 
 
-def draw_cues(question: torch.Tensor, num_classes: int, generator: torch.Generator,
+def draw_cues(target: torch.Tensor, num_cues: int, generator: torch.Generator,
               validity: float = 0.8, neutral: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cue types and cued classes of a training batch: neutral with probability `neutral`, else
-    valid with probability `validity`, else invalid. question (B,) -> (type (B,), class (B,))."""
-    b = len(question)
+    """Cue types and cued templates of a training batch: neutral with probability `neutral`, else
+    valid with probability `validity`, else invalid. target (B,), what a valid cue names (the
+    question's class, or the item's cell) -> (type (B,), cued template (B,))."""
+    b = len(target)
     u, v = torch.rand(b, generator=generator), torch.rand(b, generator=generator)  # (B,) each
     kind = torch.where(u < neutral, NEUTRAL, torch.where(v < validity, VALID, INVALID))
-    other = (question.cpu() + torch.randint(1, num_classes, (b,), generator=generator)) % num_classes
-    cued = torch.where(kind == INVALID, other, question.cpu())
-    return kind.to(question.device), cued.to(question.device)
+    other = (target.cpu() + torch.randint(1, num_cues, (b,), generator=generator)) % num_cues
+    cued = torch.where(kind == INVALID, other, target.cpu())
+    return kind.to(target.device), cued.to(target.device)
 
 
 def cue_queries(templates: torch.Tensor, kind: torch.Tensor, cued: torch.Tensor,
@@ -75,14 +85,17 @@ def cue_source(queries: torch.Tensor, beta: float = 1.0) -> QuerySource:
 
 def detection_batch(images: torch.Tensor, labels: torch.Tensor, pool: torch.Tensor,
                     pool_labels: torch.Tensor, templates: torch.Tensor, generator: torch.Generator,
-                    validity: float = 0.8, neutral: float = 0.2, grid: int = 2, beta: float = 1.0) -> dict:
+                    validity: float = 0.8, neutral: float = 0.2, grid: int = 2, beta: float = 1.0,
+                    cue_on: str = "class", num_classes: int | None = None) -> dict:
     """A training batch of the cued task built around a batch of images: arrays (B, 3, H, W),
-    question, present, cue kind and cued class (B,) each, and the query source of every trial."""
-    k = templates.shape[0]
-    arrays, question, present, _ = detection_arrays(images, labels, pool, pool_labels, k, generator, grid)
-    kind, cued = draw_cues(question, k, generator, validity, neutral)
+    question, present, the item's cell, cue kind and cued template (B,) each, and the query
+    source of every trial. `num_classes` defaults to the number of templates (class cues)."""
+    k = templates.shape[0] if num_classes is None else num_classes
+    arrays, question, present, cell = detection_arrays(images, labels, pool, pool_labels, k, generator, grid)
+    target = cell if cue_on == "location" else question
+    kind, cued = draw_cues(target, templates.shape[0], generator, validity, neutral)
     query = cue_source(cue_queries(templates, kind, cued, generator), beta)
-    return {"images": arrays, "question": question, "present": present, "kind": kind,
+    return {"images": arrays, "question": question, "present": present, "cell": cell, "kind": kind,
             "cued": cued, "query": query}
 
 
@@ -98,20 +111,22 @@ def detection_loss(logits: torch.Tensor, question: torch.Tensor, present: torch.
 @torch.no_grad()
 def detection_counts(model, arrays: torch.Tensor, question: torch.Tensor, present: torch.Tensor,
                      timesteps: int, kinds: tuple[int, ...] = (VALID, NEUTRAL, INVALID),
-                     batch_size: int = 256, seed: int = 0, beta: float = 1.0) -> dict[str, list[int]]:
+                     batch_size: int = 256, seed: int = 0, beta: float = 1.0,
+                     cell: torch.Tensor | None = None) -> dict[str, list[int]]:
     """Hits, present trials, false alarms and absent trials at the last step, per cue type, of
     fixed arrays (the training loop's validation of the cued task). Invalid cues and shuffles
-    are drawn from `seed`."""
+    are drawn from `seed`. With `cell` (B,), the item's cell, the cues name locations."""
     was_training = model.training
     model.eval()
     device = model.backbone.mean.device
     templates = model.attention.cues
     k = templates.shape[0]
     g = torch.Generator().manual_seed(seed)
-    other = (question.cpu() + torch.randint(1, k, (len(question),), generator=g)) % k
+    target = (question if cell is None else cell).cpu()  # (B,) what a valid cue names
+    other = (target + torch.randint(1, k, (len(target),), generator=g)) % k
     counts = {}
     for kind in kinds:
-        cued = other if kind == INVALID else question.cpu()
+        cued = other if kind == INVALID else target
         yes = []
         for start in range(0, len(arrays), batch_size):
             part = slice(start, start + batch_size)

@@ -77,7 +77,7 @@ LATER = {"query_leak": 0.0, "gain_tau": 1.0, "stem": None, "per_block": False, "
          "attention_areas": None, "random_timesteps": False, "alpha_sign": "free",
          "gain_map": "position", "key_position": "none", "cue_classes": 0, "task": "classify",
          "init": None, "cue_validity": 0.8, "cue_neutral": 0.2, "cue_beta": 1.0, "detection_fraction": 0.5,
-         "grid": 2, "feedback_delays": None, "shared_noise": 0.0, "feature_pool": "none"}
+         "grid": 2, "feedback_delays": None, "shared_noise": 0.0, "feature_pool": "none", "cue_on": "class"}
 TASKS = ("classify", "cued-detection")
 DETECTION_VAL = 2000  # validation arrays of the cued task (fixed, from the validation images)
 
@@ -190,6 +190,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     c.add_argument("--detection-fraction", type=float, default=0.5,
                    help="cued-detection: fraction of batches that are detection batches")
     c.add_argument("--grid", type=positive_int, default=2, help="cued-detection: cells per side")
+    c.add_argument("--cue-on", choices=cued_task.CUE_ON, default="class",
+                   help="cued-detection: what a cue names, the question's class (feature-based "
+                        "attention) or a cell of the array (spatial attention; needs --key-position)")
     c.add_argument("--train-only", choices=("all", "control"), default="all",
                    help="control: train only attention's control parameters (alphas, feature alphas, "
                         "cue templates), keeping every other weight and batch-norm statistic fixed: "
@@ -230,6 +233,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--detection-fraction must lie in [0, 1), got {args.detection_fraction}")
     if args.task == "cued-detection" and not args.attention:
         p.error("--task cued-detection needs the attention region (a cue acts only through it)")
+    if args.cue_on == "location" and args.task != "cued-detection":
+        p.error("--cue-on location applies to --task cued-detection")
     if args.init is not None and not args.init.exists():
         p.error(f"--init {args.init}: no such run or checkpoint")
     keys = ("norm_steps", *ATTENTION_OPTIONS)
@@ -237,6 +242,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                **{k: getattr(args, k, None) for k in keys})
     for key in keys:  # explicit in config.json, whatever the presets become
         setattr(args, key, resolved.get(key))
+    if args.cue_on == "location" and args.key_position == "none":
+        p.error("--cue-on location needs keys with a position code: --key-position learned or sinusoidal")
     if args.attention and args.feature_pool != "none" and args.gain_map == "position":
         p.error("--feature-pool acts on feature gains: it needs --gain-map feature or both")
     if args.random_timesteps is None:
@@ -276,9 +283,10 @@ def model_options(args: argparse.Namespace, num_classes: int, image_size: int) -
 
 def control(name: str) -> bool:
     """Whether a parameter sets how attention acts rather than what the areas compute: the
-    alphas (and feature alphas) and the learned cue templates. They train at `--alpha-lr`,
+    alphas (and feature alphas), the learned cue templates and a learned position code of the
+    keys (where attention can look: a location cue needs it). They train at `--alpha-lr`,
     without weight decay (which would pull the cues towards the zero query)."""
-    return "alpha" in name or name.endswith("attention.cues")
+    return "alpha" in name or name.endswith("attention.cues") or "attention.position." in name
 
 
 def make_optimizer(model: GAttANet, args: argparse.Namespace) -> torch.optim.Optimizer:
@@ -430,7 +438,7 @@ def _main(args: argparse.Namespace, context: distributed.Context, device: torch.
                              "shared across processes)")
         if not isinstance(train_set, ImageSet):
             raise UsageError("--task cued-detection needs an in-memory image set (not a streamed one)")
-        args.cue_classes = len(train_set.classes)
+        args.cue_classes = args.grid ** 2 if args.cue_on == "location" else len(train_set.classes)
     config = run_config(args)
     saved = safe_load(out / "last.pt") if args.resume and (out / "last.pt").exists() else None
     if saved is not None:
@@ -521,7 +529,7 @@ def train(args, config, train_set, val_set, device, out: Path, saved: dict | Non
     net = for_training(model, args, context, device)
     train_data = resident(train_set, device)
     cued = args.task == "cued-detection"
-    probe = detection_probe(val_set, len(train_set.classes), args.grid) if cued else None
+    probe = detection_probe(val_set, len(train_set.classes), args.grid, args.cue_on) if cued else None
     every = SYNC_EVERY if device.type == "cuda" else CPU_SYNC_EVERY  # steps between waits for the device
     versions = package_versions()
 
@@ -695,7 +703,7 @@ def detection_step(net: torch.nn.Module, model: GAttANet, images: torch.Tensor, 
     returns the loss and, per array, whether the question's read-out answered right."""
     trial = cued_task.detection_batch(images, labels, train_data.images, train_data.labels,
                                       model.attention.cues, task, args.cue_validity, args.cue_neutral, args.grid,
-                                      args.cue_beta)
+                                      args.cue_beta, args.cue_on, len(train_data.classes))
     with autocast:
         logits = net(trial["images"].contiguous(memory_format=layout), timesteps=timesteps,
                      query=trial["query"])  # (B, K)
@@ -711,22 +719,24 @@ def detection_draws(args: argparse.Namespace, epoch: int, step: int) -> torch.Ge
     return g if float(torch.rand((), generator=g)) < args.detection_fraction else None
 
 
-def detection_probe(val_set, num_classes: int, grid: int) -> dict:
+def detection_probe(val_set, num_classes: int, grid: int, cue_on: str = "class") -> dict:
     """The fixed validation arrays of the cued task: up to `DETECTION_VAL` arrays built around
-    validation images (seeded, the same every epoch and every run)."""
+    validation images (seeded, the same every epoch and every run); with location cues, the
+    item's cell, which a valid cue names."""
     g = torch.Generator().manual_seed(12_345)
     n = min(DETECTION_VAL, len(val_set))
     index = torch.randperm(len(val_set), generator=g)[:n]
-    arrays, question, present, _ = detection_arrays(val_set.images[index], val_set.labels[index],
-                                                    val_set.images, val_set.labels, num_classes, g, grid)
-    return {"arrays": arrays, "question": question, "present": present}
+    arrays, question, present, cell = detection_arrays(val_set.images[index], val_set.labels[index],
+                                                       val_set.images, val_set.labels, num_classes, g, grid)
+    return {"arrays": arrays, "question": question, "present": present,
+            "cell": cell if cue_on == "location" else None}
 
 
 def validate_detection(model: GAttANet, probe: dict, timesteps: int, beta: float = 1.0) -> dict:
     """Hit and false-alarm rates, d' and c (log-linear corrected) of the validation arrays at
     the last step, per cue type (valid, neutral, invalid)."""
     counts = cued_task.detection_counts(model, probe["arrays"], probe["question"], probe["present"],
-                                        timesteps, beta=beta)
+                                        timesteps, beta=beta, cell=probe.get("cell"))
     rows = {}
     for kind, (hits, n_present, fas, n_absent) in counts.items():
         d, c = sdt(hits, n_present, fas, n_absent)
@@ -757,8 +767,23 @@ def start_from(model: GAttANet, args: argparse.Namespace, train_set, device: tor
                           for c in range(len(train_set.classes))])
         images = train_set.images[keep].float() / 255
         made = from_model(model, images, train_set.labels[keep].tolist())
+        classes = torch.stack([made[str(c)] for c in range(len(train_set.classes))])  # (K, d)
         with torch.no_grad():
-            model.attention.cues.copy_(torch.stack([made[str(c)] for c in range(len(train_set.classes))]))
+            if args.cue_on == "location":
+                model.attention.cues.copy_(location_cues(classes, len(model.attention.cues), args.seed))
+            else:
+                model.attention.cues.copy_(classes)
+
+
+def location_cues(class_templates: torch.Tensor, cells: int, seed: int) -> torch.Tensor:
+    """Starting cell templates of a location cue: the mean class template (where a class cue's
+    neutral query starts) plus seeded noise of a tenth of its norm, (K, d) -> (cells, d). The
+    start's keys carry no position yet (the code starts at 0), so no template can be made from a
+    location; the noise only breaks the symmetry between cells, and training makes them."""
+    mean = class_templates.mean(0)  # (d,)
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn(cells, len(mean), generator=g).to(mean)  # (cells, d)
+    return mean + 0.1 * mean.norm() * noise / math.sqrt(len(mean))
 
 
 def check_finite(first_bad: tuple[torch.Tensor, torch.Tensor], epoch: int, out: Path) -> None:
