@@ -86,8 +86,9 @@ class QuerySource:
       fitted to activity no gain acted on (see `gattanet_sim.dynamics`).
 
     GAttANet's keys carry features, not positions: a template attends to whatever carries
-    the features it agrees with, wherever that is. Attending "to a location" means attending
-    to the features of what is there (a template made from a stimulus shown alone there).
+    the features it agrees with, wherever that is. Attending "to a location" then means
+    attending to the features of what is there (a template made from a stimulus shown alone
+    there); with `key_position` the keys also carry a position code, which a template can name.
     """
 
     condition: str = "bottom-up"

@@ -397,7 +397,14 @@ def make_templates(model: GAttANet, args: argparse.Namespace, stimuli: StimulusS
                    by: str, device: torch.device) -> Templates:
     """Templates on the fly: mean query per group of the paradigm's own images, or per class
     of clean source images for the dataset paradigms; a model trained on the cued task has
-    learned one per class, and those are its class templates."""
+    learned one per class, and those are its class templates (or one per cell, named by the
+    cell's index, when its cues name locations: `by` "cell")."""
+    if by == "cell" and model.attention.cues is not None:
+        cues = model.attention.cues.detach().float().cpu()  # (cells, d)
+        grid = int(stimuli.parameters["grid"])
+        if len(cues) != grid * grid:
+            raise UsageError(f"the model has {len(cues)} location cues, the arrays {grid * grid} cells")
+        return Templates({str(i): cues[i] for i in range(len(cues))}, {"from": "learned cues", "by": "cell"})
     if source is not None and model.attention.cues is not None:
         classes = list(source[2])
         cues = model.attention.cues.detach().float().cpu()  # (K, d)
@@ -467,6 +474,12 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"stimuli are {stimuli.images.shape[-1]} px, the model takes "
                          f"{model.backbone.image_size} px")
     by = args.template_by or TEMPLATE_BY[args.paradigm]
+    cue_on = config.get("cue_on", "class") if config.get("task") == "cued-detection" else "class"
+    if cue_on == "location":  # its learned cues name the cells of a detection array
+        if args.paradigm != "cued_detection" or args.templates is not None or args.template_by:
+            raise UsageError("this run's cues name locations: record it with --paradigm cued_detection "
+                             "and its own cues (no --templates, no --template-by)")
+        by = "cell"
     needs_templates = any(c not in ("bottom-up", "off") for c in conditions) or args.save_templates
     templates = None
     if args.templates is not None:

@@ -628,7 +628,8 @@ def cued_detection(
 
     Metadata: question (class name), label (its index), present (0/1), display ("array" |
     "grey"), target_position (the question item's cell, -1 if absent), item_class (the class
-    of the item the array was built around), grid.
+    of the item the array was built around), cell (the cell a valid location cue names: the
+    item's, the target's on present arrays; grey images: each cell in turn), grid.
     """
     source, source_labels, classes = _source(images, labels, classes)
     n = _integer("n", n, 1, MAX_IMAGES)
@@ -655,6 +656,7 @@ def cued_detection(
         "display": ["array"] * n + ["grey"] * grey,
         "target_position": torch.where(present, cell, -1).tolist() + [-1] * grey,
         "item_class": [classes[c] for c in source_labels[index].tolist()] + [""] * grey,
+        "cell": cell.tolist() + (torch.arange(grey) % (grid * grid)).tolist(),
         "grid": grid,
     }
     parameters = dict(n=n, grid=grid, grey=grey, present_fraction=fraction, seed=seed,

@@ -93,6 +93,27 @@ def test_training_draws_cues_with_the_asked_validity():
     assert (cued[kind == cued_task.INVALID] != question[kind == cued_task.INVALID]).all()
 
 
+def test_location_cues_name_the_items_cell_and_nothing_about_the_answer():
+    pool, pool_labels = coloured()
+    items, item_labels = coloured(n_per_class=800)
+    cells = torch.randn(4, 3)  # (cells, d) one template per cell of a 2x2 array
+    trial = cued_task.detection_batch(items, item_labels, pool, pool_labels, cells,
+                                      torch.Generator().manual_seed(0), cue_on="location", num_classes=K)
+    kind, cued, cell, present = trial["kind"], trial["cued"], trial["cell"], trial["present"]
+    classes = cell_classes(trial["images"])  # (B, 4)
+    assert torch.equal(classes[torch.arange(len(cell)), cell], item_labels)  # the item is in its cell
+    assert torch.equal(cued[kind == cued_task.VALID], cell[kind == cued_task.VALID])
+    assert (cued[kind == cued_task.INVALID] != cell[kind == cued_task.INVALID]).all()
+    for answer in (True, False):  # the cued cell is uniform whether the target is there or not
+        share = torch.bincount(cued[(present == answer) & (kind != cued_task.NEUTRAL)], minlength=4).float()
+        assert (share / share.sum() - 0.25).abs().max() < 0.05
+    assert torch.equal(trial["query"].template[kind == cued_task.VALID], cells[cell[kind == cued_task.VALID]])
+    same = cued_task.detection_batch(items, item_labels, pool, pool_labels, torch.randn(K, 3),
+                                     torch.Generator().manual_seed(0))  # class cues: the same arrays
+    assert torch.equal(same["images"], trial["images"]) and torch.equal(same["kind"], kind)
+    assert torch.equal(same["cued"][kind == cued_task.VALID], same["question"][kind == cued_task.VALID])
+
+
 TINY = ["--dataset", "stimuli", "--widths", "4,8,8", "--hidden", "16", "--key-dim", "4",
         "--batch-size", "32", "--train-limit", "96", "--quiet"]
 
@@ -144,6 +165,7 @@ def test_cue_templates_start_as_the_runs_class_templates(trained, tmp_path):
     (["--cue-validity", "1.5"], "cue-validity"),
     (["--cue-beta", "0"], "cue-beta"),
     (["--init", "/nonexistent/run"], "no such run"),
+    (["--cue-on", "location"], "position code"),
 ])
 def test_bad_cued_arguments_are_one_line(tmp_path, capsys, extra, match):
     with pytest.raises(SystemExit) as exit:
@@ -234,3 +256,37 @@ def test_train_only_control_keeps_every_weight_and_statistic_of_the_init_run(tra
     assert feature_alphas and any(v.abs().max() > 0 for v in feature_alphas)  # started at 0, trained
     moved = [n for n in init if train.control(n) and not torch.equal(tuned[n], init[n])]
     assert moved  # the run's own alphas trained too
+
+
+def test_location_cues_train_with_a_position_code_on_a_fixed_visual_system_and_record_by_cell(trained, tmp_path):
+    out = tmp_path / "where"
+    assert train.main([*TINY, "--epochs", "1", "--task", "cued-detection", "--init", str(trained),
+                       "--cue-on", "location", "--key-position", "learned", "--train-only", "control",
+                       "--alpha-lr", "0.5", "--out-dir", str(out)]) == 0
+    tuned = torch.load(out / "last.pt", weights_only=True)["model"]
+    init = torch.load(trained / "best.pt", weights_only=True)["model"]
+    assert tuned["attention.cues"].shape == (4, 4)  # one per cell of the 2x2 arrays
+    codes = [v for n, v in tuned.items() if n.startswith("attention.position.")]
+    assert codes and any(v.abs().max() > 0 for v in codes)  # started at 0, trained with the control
+    for name, value in init.items():
+        if not train.control(name):
+            assert torch.equal(tuned[name], value), name
+    row = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert set(row["val_detection"]) == {"valid", "neutral", "invalid"}
+    rec = tmp_path / "where.nc"
+    assert experiment.main([str(out), "--paradigm", "cued_detection", "--dataset", "stimuli", "--n", "40",
+                            "--grey", "8", "--conditions", "valid,neutral,bottom-up", "--signals", "logits,query",
+                            "--cue-beta", "1", "--out", str(rec)]) == 0
+    ds = open_recording(rec)
+    assert ds.attrs["template_by"] == "cell"
+    valid = np.flatnonzero(ds.cue.values == "valid")
+    assert len(valid) == 48  # grey images too: each names a cell in turn
+    cells = ds.cell.values[valid].astype(int)
+    assert (ds.attended.values[valid].astype(str) == cells.astype(str)).all()
+    present = (ds.present.values[valid] == 1)
+    assert (ds.target_position.values[valid][present] == cells[present]).all()
+    np.testing.assert_allclose(ds.global_query.isel(presentation=valid, time_bin=0).values,
+                               tuned["attention.cues"][cells].numpy(), rtol=1e-5, atol=1e-6)
+    assert experiment.main([str(out), "--paradigm", "composite", "--dataset", "stimuli", "--n", "8",
+                            "--conditions", "valid", "--out", str(tmp_path / "no.nc")]) == 2
+    assert not (tmp_path / "no.nc").exists()
