@@ -137,6 +137,8 @@ VARIANTS = {
     "cue-frozen-T4-recipe-beta-0.5-location": (CUED + ["--cue-beta", "0.5", "--cue-on", "location",
                                                        "--key-position", "learned", "--train-only", "control",
                                                        "--timesteps", "4"], 4, "T4"),
+    "cue-frozen-beta-0.5-location": (CUED + ["--cue-beta", "0.5", "--cue-on", "location", "--key-position",
+                                             "learned", "--train-only", "control"], 2, "T2"),
     "neutral-only-frozen-T4-recipe-beta-0.5-location": (["--gain-map", "both", "--cue-neutral", "1",
                                                          "--cue-beta", "0.5", "--cue-on", "location",
                                                          "--key-position", "learned", "--train-only",
