@@ -137,6 +137,18 @@ VARIANTS = {
     "cue-frozen-T4-recipe-beta-0.5-location": (CUED + ["--cue-beta", "0.5", "--cue-on", "location",
                                                        "--key-position", "learned", "--train-only", "control",
                                                        "--timesteps", "4"], 4, "T4"),
+    # the learned code starts at 0 and stayed small in 3 epochs: the location cue hardly moved the
+    # gain at its cell. A fixed sinusoidal code (the same size as the keys) gives the cue a
+    # position to name from the first step, at a cost to the start's bottom-up attention
+    "cue-frozen-T4-recipe-beta-0.5-location-sinusoidal": (CUED + ["--cue-beta", "0.5", "--cue-on", "location",
+                                                                  "--key-position", "sinusoidal", "--train-only",
+                                                                  "control", "--timesteps", "4"], 4, "T4"),
+    # the learned code trained 3 epochs moved V4's gain towards the cued cell in two seeds of
+    # three (valid: +8% at the item's cell over the others in seed 2) and V1/V2's hardly: trained
+    # as long as the start itself (10 epochs), does the cue learn where, and does it then cost?
+    "cue-frozen-T4-recipe-beta-0.5-location-long": (CUED + ["--cue-beta", "0.5", "--cue-on", "location",
+                                                            "--key-position", "learned", "--train-only",
+                                                            "control", "--timesteps", "4"], 4, "T4"),
     "cue-frozen-beta-0.5-location": (CUED + ["--cue-beta", "0.5", "--cue-on", "location", "--key-position",
                                              "learned", "--train-only", "control"], 2, "T2"),
     "neutral-only-frozen-T4-recipe-beta-0.5-location": (["--gain-map", "both", "--cue-neutral", "1",
@@ -182,7 +194,12 @@ def recipe_run(seed: int, data_root: str, threads: int, init: str = "T2") -> Pat
 SCRATCH = {"cue-T4-scratch-beta-0.5"}
 
 
+# fine-tunes trained longer than `--epochs`
+EPOCHS = {"cue-frozen-T4-recipe-beta-0.5-location-long": 10}
+
+
 def cue_run(variant: str, seed: int, epochs: int, data_root: str, threads: int) -> Path:
+    epochs = EPOCHS.get(variant, epochs)
     out = RUNS / "cued" / f"{variant}-s{seed}"
     if (out / "summary.json").exists():
         return out
