@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from scipy import stats
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "cued_detection_study.py"
@@ -108,3 +109,16 @@ def test_scratch_variants_train_from_nothing_and_fine_tunes_from_their_start(stu
     assert "--init" not in start and "--task" not in start
     assert tune[tune.index("--init") + 1] == str(tmp_path / "positive-T4-norm-4-tau-2-random-T-s1")
     assert [tune[i + 1] for i, a in enumerate(tune) if a == "--epochs"][-1] == "3"
+
+
+def test_gain_at_the_items_cell_is_read_from_its_quadrant():
+    spec = importlib.util.spec_from_file_location("cued_gain_at_cell", SCRIPT.with_name("cued_gain_at_cell.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    gain = torch.ones(3, 4, 6)  # (B, H, W): quadrants of 2 x 3 units
+    gain[0, :2, 3:] = 2.0  # array 0: its item's cell 1 (top right) doubled
+    gain[1, 2:, :3] = 0.5  # array 1: cell 2 (bottom left) halved, its item in cell 3
+    gain[2, 2:, 3:] = 4.0  # array 2: cell 3, its item there
+    at, rest = module.quadrant_gain(gain, torch.tensor([1, 3, 3]))
+    assert at == pytest.approx((2 + 1 + 4) / 3)
+    assert rest == pytest.approx((1 + (1 + 0.5 + 1) / 3 + 1) / 3)
