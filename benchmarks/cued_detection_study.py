@@ -154,6 +154,10 @@ VARIANTS = {
                                                                     "--key-position", "sinusoidal",
                                                                     "--train-only", "control", "--timesteps", "4"],
                                                                    4, "T4"),
+    "neutral-only-frozen-T4-recipe-beta-0.5-location-long": (["--gain-map", "both", "--cue-neutral", "1",
+                                                              "--cue-beta", "0.5", "--cue-on", "location",
+                                                              "--key-position", "learned", "--train-only",
+                                                              "control", "--timesteps", "4"], 4, "T4"),
     "cue-frozen-beta-0.5-location": (CUED + ["--cue-beta", "0.5", "--cue-on", "location", "--key-position",
                                              "learned", "--train-only", "control"], 2, "T2"),
     "neutral-only-frozen-T4-recipe-beta-0.5-location": (["--gain-map", "both", "--cue-neutral", "1",
@@ -200,7 +204,8 @@ SCRATCH = {"cue-T4-scratch-beta-0.5"}
 
 
 # fine-tunes trained longer than `--epochs`
-EPOCHS = {"cue-frozen-T4-recipe-beta-0.5-location-long": 10}
+EPOCHS = {"cue-frozen-T4-recipe-beta-0.5-location-long": 10,
+          "neutral-only-frozen-T4-recipe-beta-0.5-location-long": 10}
 
 
 def cue_run(variant: str, seed: int, epochs: int, data_root: str, threads: int) -> Path:
