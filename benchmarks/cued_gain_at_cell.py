@@ -44,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arrays", type=positive_int, default=400)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    model, config, _ = load_checkpoint(args.run, torch.device("cpu"))
+    try:
+        model, config, _ = load_checkpoint(args.run, torch.device("cpu"))
+    except (FileNotFoundError, ValueError) as err:
+        p.error(str(err))
     if config.get("task") != "cued-detection" or config.get("grid", 2) != 2:
         p.error(f"{args.run} is not a run of the cued task on 2x2 arrays")
     model.eval()
