@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     target = cell if config.get("cue_on", "class") == "location" else probe["question"][:n]
     k = model.attention.cues.shape[0]
     g = torch.Generator().manual_seed(0)
-    other = (target + torch.randint(1, k, (n,), generator=g)) % k
+    other = cued_task.another(target, k, g)
     beta = float(config.get("cue_beta", 1.0))
     print(f"{args.run}: gain at the item's cell / the other cells, last step, {n} arrays")
     for kind in (cued_task.VALID, cued_task.NEUTRAL, cued_task.INVALID):

@@ -48,6 +48,11 @@ CUE_ON = ("class", "location")
 VALID, NEUTRAL, INVALID, SHUFFLED, NEGATED, NONE = range(len(CUE_TYPES))
 
 
+def another(target: torch.Tensor, num_cues: int, generator: torch.Generator) -> torch.Tensor:
+    """What an invalid cue names: another template than `target` (B,), drawn uniformly -> (B,)."""
+    return (target.cpu() + torch.randint(1, num_cues, (len(target),), generator=generator)) % num_cues
+
+
 def draw_cues(target: torch.Tensor, num_cues: int, generator: torch.Generator,
               validity: float = 0.8, neutral: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
     """Cue types and cued templates of a training batch: neutral with probability `neutral`, else
@@ -56,7 +61,7 @@ def draw_cues(target: torch.Tensor, num_cues: int, generator: torch.Generator,
     b = len(target)
     u, v = torch.rand(b, generator=generator), torch.rand(b, generator=generator)  # (B,) each
     kind = torch.where(u < neutral, NEUTRAL, torch.where(v < validity, VALID, INVALID))
-    other = (target.cpu() + torch.randint(1, num_cues, (b,), generator=generator)) % num_cues
+    other = another(target, num_cues, generator)
     cued = torch.where(kind == INVALID, other, target.cpu())
     return kind.to(target.device), cued.to(target.device)
 
@@ -123,7 +128,7 @@ def detection_counts(model, arrays: torch.Tensor, question: torch.Tensor, presen
     k = templates.shape[0]
     g = torch.Generator().manual_seed(seed)
     target = (question if cell is None else cell).cpu()  # (B,) what a valid cue names
-    other = (target + torch.randint(1, k, (len(target),), generator=g)) % k
+    other = another(target, k, g)
     counts = {}
     for kind in kinds:
         cued = other if kind == INVALID else target
